@@ -1,0 +1,97 @@
+/// One event type of the catalog, as its schema file in `Schemas/events/` defines it.
+public struct EventType: Sendable {
+    /// e.g. `job.queued`.
+    public let name: String
+    public let schemaVersion: Int
+    /// The schema of `data`.
+    public let schema: JSONSchema
+    /// The stream an event of this type must be appended to is `<streamCategory>-<data[streamKey]>`.
+    public let streamCategory: String
+    public let streamKey: String
+    /// Decision types may only be appended by a processor, an admin import or a replay.
+    public let isDecision: Bool
+    /// Path of the schema under `Schemas/`.
+    public let schemaPath: String
+
+    /// The stream `data` belongs to, or nil when the key field is absent or not a string.
+    public func stream(for data: JSONObject) -> String? {
+        guard let key = data[streamKey]?.stringValue else { return nil }
+        return streamCategory + "-" + key
+    }
+}
+
+/// The event catalog: every type and version with a schema file in `Schemas/events/`, plus the
+/// envelope and request schemas. Adding a type means adding a schema file: nothing here lists types.
+public final class EventCatalog: Sendable {
+    public let registry: SchemaRegistry
+    private let types: [String: EventType]
+    /// Schema of a stored envelope (`Schemas/envelope.v1.json`).
+    public let envelopeSchema: JSONSchema
+    /// Schema of one append request (`Schemas/append-request.v1.json`).
+    public let appendRequestSchema: JSONSchema
+    /// Schema of one `ledger import` line (`Schemas/import-record.v1.json`).
+    public let importRecordSchema: JSONSchema
+
+    /// The catalog compiled from the `Schemas/` files embedded at build time.
+    public static let standard: EventCatalog = {
+        do {
+            return try EventCatalog(files: EmbeddedSchemas.files)
+        } catch {
+            fatalError("the embedded Schemas/ do not load: \(error)")
+        }
+    }()
+
+    /// Loads a catalog from schema files (path relative to `Schemas/`, contents).
+    public init(files: [(path: String, contents: String)]) throws(LedgerError) {
+        let registry = try SchemaRegistry(files: files)
+        self.registry = registry
+        var types: [String: EventType] = [:]
+        for document in registry.documents where document.path.hasPrefix("events/") {
+            func fail(_ message: String) -> LedgerError { LedgerError(.internal, "Schemas/\(document.path): \(message)") }
+            guard let meta = document.json["x-ledger"]?.objectValue,
+                let name = meta["type"]?.stringValue,
+                let version = meta["schemaVersion"]?.intValue,
+                let template = meta["stream"]?.stringValue,
+                let decision = meta["decision"]?.boolValue
+            else { throw fail("x-ledger must give type, schemaVersion, stream and decision") }
+            guard document.path == "events/\(name).v\(version).json" else {
+                throw fail("the file name must be events/\(name).v\(version).json")
+            }
+            guard let dash = template.firstIndex(of: "-"), template.hasSuffix("}"),
+                template[template.index(after: dash)...].hasPrefix("{")
+            else { throw fail("x-ledger.stream must be of the form category-{field}") }
+            let category = String(template[..<dash])
+            let key = String(template[template.index(dash, offsetBy: 2)..<template.index(before: template.endIndex)])
+            let required = document.json["required"]?.arrayValue?.compactMap(\.stringValue) ?? []
+            guard required.contains(key) else { throw fail("the stream key \(key) must be a required field") }
+            guard let schema = registry.schema(id: document.id) else { throw fail("not compiled") }
+            types["\(name)/\(version)"] = EventType(
+                name: name, schemaVersion: version, schema: schema, streamCategory: category, streamKey: key,
+                isDecision: decision, schemaPath: document.path)
+        }
+        self.types = types
+        func root(_ path: String) throws(LedgerError) -> JSONSchema {
+            guard let document = registry.document(path: path), let schema = registry.schema(id: document.id) else {
+                throw LedgerError(.internal, "Schemas/\(path) is missing")
+            }
+            return schema
+        }
+        envelopeSchema = try root("envelope.v1.json")
+        appendRequestSchema = try root("append-request.v1.json")
+        importRecordSchema = try root("import-record.v1.json")
+    }
+
+    /// The type `name` at `schemaVersion`, if the catalog has it.
+    public func type(_ name: String, schemaVersion: Int = 1) -> EventType? { types["\(name)/\(schemaVersion)"] }
+
+    /// Whether any version of `name` exists.
+    public func knows(_ name: String) -> Bool { types.values.contains { $0.name == name } }
+
+    /// Every type and version, sorted by name then version.
+    public var allTypes: [EventType] {
+        types.values.sorted { ($0.name, $0.schemaVersion) < ($1.name, $1.schemaVersion) }
+    }
+
+    /// The schema files themselves (path under `Schemas/`, contents), as embedded.
+    public static var embeddedFiles: [(path: String, contents: String)] { EmbeddedSchemas.files }
+}

@@ -1,0 +1,104 @@
+import Crypto
+
+/// An event id: a UUID, written lowercase (`8-4-4-4-12` hex digits).
+///
+/// Held as two 64-bit words so it is cheap to hash, compare and store in indexes.
+public struct EventID: Sendable, Hashable, Comparable, CustomStringConvertible {
+    /// The first 8 bytes, big-endian.
+    public var high: UInt64
+    /// The last 8 bytes, big-endian.
+    public var low: UInt64
+
+    public init(high: UInt64, low: UInt64) {
+        self.high = high
+        self.low = low
+    }
+
+    /// The 16 bytes of the UUID, in order.
+    public init(bytes: some Collection<UInt8>) {
+        precondition(bytes.count == 16, "a UUID is 16 bytes")
+        var h: UInt64 = 0
+        var l: UInt64 = 0
+        for (i, b) in bytes.enumerated() {
+            if i < 8 { h = h << 8 | UInt64(b) } else { l = l << 8 | UInt64(b) }
+        }
+        high = h
+        low = l
+    }
+
+    public var bytes: [UInt8] {
+        (0..<16).map { i in UInt8(truncatingIfNeeded: (i < 8 ? high >> (56 - 8 * i) : low >> (56 - 8 * (i - 8)))) }
+    }
+
+    public static func < (a: EventID, b: EventID) -> Bool { (a.high, a.low) < (b.high, b.low) }
+
+    /// Parses the lowercase text form; nil for anything else (uppercase included: the contract
+    /// stores ids lowercase so that equal ids are equal strings).
+    public init?(_ text: String) {
+        var text = text
+        guard let id = text.withUTF8({ EventID.parse($0) }) else { return nil }
+        self = id
+    }
+
+    static func parse(_ b: UnsafeBufferPointer<UInt8>) -> EventID? {
+        guard b.count == 36, b[8] == 0x2D, b[13] == 0x2D, b[18] == 0x2D, b[23] == 0x2D else { return nil }
+        var words: (UInt64, UInt64) = (0, 0)
+        var n = 0
+        for i in 0..<36 where i != 8 && i != 13 && i != 18 && i != 23 {
+            let c = b[i]
+            let d: UInt64
+            switch c {
+            case 0x30...0x39: d = UInt64(c - 0x30)
+            case 0x61...0x66: d = UInt64(c - 0x61 + 10)
+            default: return nil
+            }
+            if n < 16 { words.0 = words.0 << 4 | d } else { words.1 = words.1 << 4 | d }
+            n += 1
+        }
+        return EventID(high: words.0, low: words.1)
+    }
+
+    public var description: String {
+        var out: [UInt8] = []
+        out.reserveCapacity(36)
+        append(to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Appends the 36 bytes of the text form to `out`.
+    public func append(to out: inout [UInt8]) {
+        let hex: StaticString = "0123456789abcdef"
+        let digits = hex.utf8Start
+        for i in 0..<32 {
+            if i == 8 || i == 12 || i == 16 || i == 20 { out.append(0x2D) }
+            let word = i < 16 ? high : low
+            let shift = UInt64(60 - 4 * (i % 16))
+            out.append(digits[Int((word >> shift) & 0xF)])
+        }
+    }
+
+    /// A random (version 4) UUID.
+    public static func random() -> EventID {
+        var rng = SystemRandomNumberGenerator()
+        return random(using: &rng)
+    }
+
+    /// A version 4 UUID from `generator` (seeded generators make simulations reproducible).
+    public static func random(using generator: inout some RandomNumberGenerator) -> EventID {
+        let h = generator.next() as UInt64
+        let l = generator.next() as UInt64
+        return EventID(high: (h & ~0xF000) | 0x4000, low: (l & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000)
+    }
+
+    /// A name-based (version 5, SHA-1) UUID of `name` in `namespace` (RFC 9562 section 5.5).
+    public static func nameBased(namespace: EventID, name: String) -> EventID {
+        var hasher = Insecure.SHA1()
+        hasher.update(data: namespace.bytes)
+        hasher.update(data: Array(name.utf8))
+        let digest = Array(hasher.finalize())
+        var id = EventID(bytes: digest[0..<16])
+        id.high = (id.high & ~0xF000) | 0x5000
+        id.low = (id.low & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000
+        return id
+    }
+}

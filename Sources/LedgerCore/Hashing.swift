@@ -1,0 +1,101 @@
+public import Crypto
+
+/// A SHA-256 digest, printed as 64 lowercase hex digits.
+public struct Hash256: Sendable, Hashable, CustomStringConvertible {
+    /// The 32 bytes as four big-endian words.
+    public var words: (UInt64, UInt64, UInt64, UInt64)
+
+    public init(words: (UInt64, UInt64, UInt64, UInt64)) { self.words = words }
+
+    /// 64 zeros: the `prevHash` of the event at offset 0.
+    public static let zero = Hash256(words: (0, 0, 0, 0))
+
+    public init(bytes: some Collection<UInt8>) {
+        precondition(bytes.count == 32, "a SHA-256 digest is 32 bytes")
+        var w: [UInt64] = [0, 0, 0, 0]
+        for (i, b) in bytes.enumerated() { w[i / 8] = w[i / 8] << 8 | UInt64(b) }
+        words = (w[0], w[1], w[2], w[3])
+    }
+
+    public init(_ digest: SHA256.Digest) {
+        self = digest.withUnsafeBytes { Hash256(bytes: $0) }
+    }
+
+    /// SHA-256 of `bytes`.
+    public static func of(_ bytes: UnsafeRawBufferPointer) -> Hash256 {
+        var hasher = SHA256()
+        hasher.update(bufferPointer: bytes)
+        return Hash256(hasher.finalize())
+    }
+
+    /// SHA-256 of `bytes`.
+    public static func of(_ bytes: [UInt8]) -> Hash256 {
+        bytes.withUnsafeBytes { of($0) }
+    }
+
+    public var bytes: [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(32)
+        func emit(_ w: UInt64) {
+            for s in stride(from: 56, through: 0, by: -8) { out.append(UInt8(truncatingIfNeeded: w >> UInt64(s))) }
+        }
+        emit(words.0)
+        emit(words.1)
+        emit(words.2)
+        emit(words.3)
+        return out
+    }
+
+    /// Parses 64 lowercase hex digits.
+    public init?(hex: String) {
+        var hex = hex
+        guard let value = hex.withUTF8({ b -> Hash256? in
+            guard b.count == 64 else { return nil }
+            var w: [UInt64] = [0, 0, 0, 0]
+            for i in 0..<64 {
+                let c = b[i]
+                let d: UInt64
+                switch c {
+                case 0x30...0x39: d = UInt64(c - 0x30)
+                case 0x61...0x66: d = UInt64(c - 0x61 + 10)
+                default: return nil
+                }
+                w[i / 16] = w[i / 16] << 4 | d
+            }
+            return Hash256(words: (w[0], w[1], w[2], w[3]))
+        }) else { return nil }
+        self = value
+    }
+
+    public var description: String {
+        var out: [UInt8] = []
+        out.reserveCapacity(64)
+        appendHex(to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Appends the 64 hex digits to `out`.
+    public func appendHex(to out: inout [UInt8]) {
+        let hex: StaticString = "0123456789abcdef"
+        let digits = hex.utf8Start
+        @inline(__always) func emit(_ w: UInt64) {
+            var s: UInt64 = 64
+            while s > 0 {
+                s -= 4
+                out.append(digits[Int((w >> s) & 0xF)])
+            }
+        }
+        emit(words.0)
+        emit(words.1)
+        emit(words.2)
+        emit(words.3)
+    }
+
+    public static func == (a: Hash256, b: Hash256) -> Bool { a.words == b.words }
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(words.0)
+        hasher.combine(words.1)
+        hasher.combine(words.2)
+        hasher.combine(words.3)
+    }
+}

@@ -1,0 +1,109 @@
+/// A compiled JSON Schema (draft 2020-12) node.
+///
+/// Compiled once from the documents in `Schemas/` and immutable afterwards. The keywords below are
+/// the ones the contract uses and this validator implements; a schema that uses any other
+/// assertion or applicator keyword is refused when loaded (see ``SchemaRegistry``), so the
+/// contract can never depend on a keyword that would silently be ignored here.
+public final class JSONSchema: @unchecked Sendable {
+    // @unchecked: every stored property is written during compilation only (including the
+    // resolution of `$ref`, before the registry hands the node out) and never after.
+
+    /// Keywords that carry no assertion: they are accepted and ignored.
+    static let annotationKeywords: Set<String> = [
+        "$schema", "$id", "$comment", "$defs", "title", "description", "examples", "default",
+        "deprecated", "readOnly", "writeOnly", "x-ledger", "x-ledger-time",
+    ]
+    /// Keywords this validator implements.
+    static let assertionKeywords: Set<String> = [
+        "$ref", "type", "enum", "const", "properties", "required", "additionalProperties",
+        "propertyNames", "minProperties", "maxProperties", "items", "minItems", "maxItems",
+        "uniqueItems", "minLength", "maxLength", "pattern", "minimum", "maximum",
+        "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "allOf", "anyOf", "oneOf", "not",
+    ]
+
+    struct TypeSet: OptionSet {
+        let rawValue: UInt8
+        static let null = TypeSet(rawValue: 1)
+        static let boolean = TypeSet(rawValue: 2)
+        static let integer = TypeSet(rawValue: 4)
+        static let number = TypeSet(rawValue: 8)
+        static let string = TypeSet(rawValue: 16)
+        static let array = TypeSet(rawValue: 32)
+        static let object = TypeSet(rawValue: 64)
+
+        static func named(_ name: String) -> TypeSet? {
+            switch name {
+            case "null": return .null
+            case "boolean": return .boolean
+            case "integer": return .integer
+            case "number": return .number
+            case "string": return .string
+            case "array": return .array
+            case "object": return .object
+            default: return nil
+            }
+        }
+
+        var names: String {
+            let all: [(TypeSet, String)] = [
+                (.null, "null"), (.boolean, "boolean"), (.integer, "integer"), (.number, "number"),
+                (.string, "string"), (.array, "array"), (.object, "object"),
+            ]
+            return all.filter { contains($0.0) }.map(\.1).joined(separator: " or ")
+        }
+    }
+
+    /// The location of this node: document URI and JSON pointer (for messages).
+    public internal(set) var location: String
+    /// `true`/`false` boolean schemas.
+    var boolean: Bool?
+    var types: TypeSet?
+    var ref: JSONSchema?
+    var refTarget: String?
+    var enumValues: [JSONValue]?
+    var constValue: JSONValue?
+    var properties: [String: JSONSchema] = [:]
+    var required: [String] = []
+    var additionalProperties: JSONSchema?
+    var propertyNames: JSONSchema?
+    var minProperties: Int?
+    var maxProperties: Int?
+    var items: JSONSchema?
+    var minItems: Int?
+    var maxItems: Int?
+    var uniqueItems = false
+    var minLength: Int?
+    var maxLength: Int?
+    var pattern: Pattern?
+    var minimum: Double?
+    var maximum: Double?
+    var exclusiveMinimum: Double?
+    var exclusiveMaximum: Double?
+    var multipleOf: Double?
+    var allOf: [JSONSchema] = []
+    var anyOf: [JSONSchema] = []
+    var oneOf: [JSONSchema] = []
+    var not: JSONSchema?
+    /// `x-ledger-time`: the string must also be a real calendar instant (not a schema rule: see
+    /// ``ValidationMode``).
+    var isTime = false
+
+    init(location: String) { self.location = location }
+}
+
+/// What ``JSONSchema/validate(_:mode:)`` checks.
+public enum ValidationMode: Sendable {
+    /// JSON Schema 2020-12 only: the verdict any conforming validator gives.
+    case schemaOnly
+    /// The schema plus the ledger's rules that JSON Schema cannot state (times must exist on the
+    /// calendar: `2026-02-30T00:00:00.000Z` matches the pattern but is refused).
+    case ledger
+}
+
+/// Why an instance failed: where (JSON pointer into the instance) and which rule.
+public struct SchemaViolation: Sendable, Equatable, CustomStringConvertible {
+    public var pointer: String
+    public var message: String
+    public var keyword: String
+    public var description: String { "\(pointer.isEmpty ? "/" : pointer): \(message)" }
+}
