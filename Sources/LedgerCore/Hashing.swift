@@ -28,6 +28,20 @@ public struct Hash256: Sendable, Hashable, CustomStringConvertible {
         return Hash256(hasher.finalize())
     }
 
+    /// SHA-256 of `first` followed by `second`.
+    public static func of(_ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) -> Hash256 {
+        var hasher = SHA256()
+        hasher.update(bufferPointer: first)
+        hasher.update(bufferPointer: second)
+        return Hash256(hasher.finalize())
+    }
+
+    /// SHA-256 of the UTF-8 bytes of `text`.
+    public static func of(utf8 text: String) -> Hash256 {
+        var text = text
+        return text.withUTF8 { of(UnsafeRawBufferPointer($0)) }
+    }
+
     /// SHA-256 of `bytes`.
     public static func of(_ bytes: [UInt8]) -> Hash256 {
         bytes.withUnsafeBytes { of($0) }

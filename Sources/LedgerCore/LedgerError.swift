@@ -94,3 +94,11 @@ public struct LedgerError: Error, Sendable, Equatable, CustomStringConvertible {
         lhs.code == rhs.code && lhs.message == rhs.message && lhs.path == rhs.path && lhs.index == rhs.index
     }
 }
+
+extension LedgerError {
+    /// `error` as a ``LedgerError`` (an internal error for anything else, which is a bug).
+    public static func wrap(_ error: any Error, fileID: String = #fileID, line: Int = #line) -> LedgerError {
+        if let e = error as? LedgerError { return e }
+        return LedgerError(.internal, "\(error)", fileID: fileID, line: line)
+    }
+}

@@ -1,0 +1,548 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import LedgerCore
+import Logging
+
+/// The single writer of a segment log, as three threads behind the callers:
+///
+/// 1. callers prepare their requests in parallel (validation, canonical JSON: ``EventPreparer``);
+/// 2. the **sequencer** takes whatever is queued, checks ids and expected versions, assigns
+///    offsets, versions and times, and hashes the chain in order into a record batch;
+/// 3. the **writer** compresses the batch (LZ4), seals it with its CRC-32C and writes it,
+///    rolling segments; the **syncer** fsyncs what was written and only then acknowledges it.
+///
+/// Everything queued while an fsync runs goes into the next batch and shares the next fsync:
+/// group commit. An I/O error stops the writer for good: nothing is retried, every pending and
+/// later append fails with the reason.
+final class AppendPipeline: @unchecked Sendable {
+    // @unchecked: each mutable stored property is owned by exactly one thread (noted below) or
+    // guarded by one of the ConditionLocks.
+    typealias Completion = @Sendable ([Result<[AppendResult], LedgerError>]) -> Void
+
+    struct Submission {
+        var requests: [Result<[PreparedEvent], LedgerError>]
+        var completion: Completion
+    }
+
+    struct Inbox {
+        var queue: [Submission] = []
+        var closed = false
+        var failure: LedgerError?
+    }
+
+    struct WriteQueue {
+        var batches: [BatchBuilder] = []
+        var closed = false
+    }
+
+    struct Waiting {
+        var need: Int64
+        var results: [Result<[AppendResult], LedgerError>]
+        var completion: Completion
+    }
+
+    struct SyncState {
+        var written: Int64
+        var durable: Int64
+        var dirty: [Segment] = []
+        var directoryDirty = false
+        var waiting: [Waiting] = []
+        var writerDone = false
+        var failure: LedgerError?
+        var threadsRunning = 3
+    }
+
+    let options: LogOptions
+    let segmentSet: SegmentSet
+    let index: IndexStore
+    let logger: Logger
+    let inbox = ConditionLock(Inbox())
+    let writeQueue = ConditionLock(WriteQueue())
+    let sync: ConditionLock<SyncState>
+    let heads: HeadSignal
+
+    // Sequencer thread only.
+    private var next: Int64
+    private var lastHash: Hash256
+    private var lastTime: Int64
+    private var random: Xoshiro256
+
+    init(options: LogOptions, set: SegmentSet, index: IndexStore, head: Int64, lastHash: Hash256, lastTime: Int64, heads: HeadSignal) {
+        self.options = options
+        self.segmentSet = set
+        self.index = index
+        logger = options.logger
+        next = head
+        self.lastHash = lastHash
+        self.lastTime = lastTime
+        self.heads = heads
+        sync = ConditionLock(SyncState(written: head, durable: head))
+        var seed = SystemRandomNumberGenerator()
+        random = Xoshiro256(seed: &seed)
+        headFD = (try? FileIO.open(HeadFile.path(segmentSet.dataDirectory), O_WRONLY | O_CREAT)) ?? -1
+    }
+
+    deinit { if headFD >= 0 { Glibc.close(headFD) } }
+
+    func start() {
+        startThread(name: "ledger-sequencer") { [self] in sequencerLoop() }
+        startThread(name: "ledger-writer") { [self] in writerLoop() }
+        startThread(name: "ledger-syncer") { [self] in syncerLoop() }
+    }
+
+    /// Queues independent atomic requests; `completion` runs once all are decided and the accepted
+    /// ones are durable (on the syncer thread: keep it short).
+    func submit(_ requests: [Result<[PreparedEvent], LedgerError>], completion: @escaping Completion) {
+        let refused: LedgerError? = inbox.update { box in
+            if let failure = box.failure { return failure }
+            if box.closed { return LedgerError(.closed, "the log is closed") }
+            box.queue.append(Submission(requests: requests, completion: completion))
+            return nil
+        }
+        if let refused { completion(requests.map { _ in .failure(refused) }) }
+    }
+
+    /// Blocks until offsets before `offset` are durable; false if the log failed first.
+    func waitDurable(_ offset: Int64) -> Bool {
+        sync.wait(until: { $0.durable >= offset || $0.failure != nil || ($0.writerDone && $0.threadsRunning == 0) }) {
+            $0.durable >= offset
+        }
+    }
+
+    var failure: LedgerError? { sync.withLock { $0.failure } }
+
+    /// Stops accepting, drains what is queued, and waits for the threads to finish.
+    func close() {
+        inbox.update { $0.closed = true }
+        sync.wait(until: { $0.threadsRunning == 0 }) { _ in }
+    }
+
+    // MARK: failure
+
+    func fail(_ error: LedgerError) {
+        logger.critical("the log writer stopped: \(error.message)")
+        let stranded: [Waiting] = sync.update { state in
+            if state.failure == nil { state.failure = error }
+            let w = state.waiting
+            state.waiting = []
+            return w
+        }
+        let queued: [Submission] = inbox.update { box in
+            if box.failure == nil { box.failure = error }
+            let q = box.queue
+            box.queue = []
+            return q
+        }
+        for w in stranded { w.completion(w.results.map { _ in .failure(error) }) }
+        for s in queued { s.completion(s.requests.map { _ in .failure(error) }) }
+        heads.publish(failed: true)
+    }
+
+    // MARK: sequencer
+
+    private func sequencerLoop() {
+        defer {
+            writeQueue.update { $0.closed = true }
+            sync.update { $0.threadsRunning -= 1 }
+        }
+        while true {
+            let (taken, closed): ([Submission], Bool) = inbox.wait(until: { !$0.queue.isEmpty || $0.closed || $0.failure != nil }) { box in
+                let q = box.queue
+                box.queue = []
+                return (q, box.closed || box.failure != nil)
+            }
+            if taken.isEmpty && closed { return }
+            if let failure = sync.withLock({ $0.failure }) {
+                for s in taken { s.completion(s.requests.map { _ in .failure(failure) }) }
+                continue
+            }
+            index.ids.refreshView()
+            index.streams.refreshView()
+            let now = max(options.clock().milliseconds, lastTime)
+            var builder = BatchBuilder(baseOffset: next, capacity: 1 << 16)
+            for submission in taken {
+                var results: [Result<[AppendResult], LedgerError>] = []
+                results.reserveCapacity(submission.requests.count)
+                var need: Int64 = 0
+                for request in submission.requests {
+                    switch request {
+                    case .failure(let e):
+                        results.append(.failure(e))
+                    case .success(let events):
+                        let (result, needs) = sequence(events, now: now, builder: &builder)
+                        results.append(result)
+                        need = max(need, needs)
+                    }
+                    if builder.payload.count >= options.maxBatchBytes {
+                        hand(&builder)
+                    }
+                }
+                park(Waiting(need: need, results: results, completion: submission.completion))
+            }
+            hand(&builder)
+            index.sequenced(through: next)
+        }
+    }
+
+    /// Hands a non-empty batch to the writer (blocking while too many are in flight).
+    private func hand(_ builder: inout BatchBuilder) {
+        guard !builder.isEmpty else { return }
+        let full = builder
+        builder = BatchBuilder(baseOffset: full.nextOffset, capacity: 1 << 16)
+        writeQueue.wait(until: { $0.batches.count < 4 }) { $0.batches.append(full) }
+        writeQueue.broadcast()
+    }
+
+    /// Completes now if nothing needs to become durable, else when the syncer gets there.
+    private func park(_ w: Waiting) {
+        let now: Bool = sync.withLock { state in
+            if state.durable >= w.need { return true }
+            state.waiting.append(w)
+            return false
+        }
+        if now { w.completion(w.results) }
+    }
+
+    /// Checks and appends one atomic request. Returns the offset after which it is durable.
+    private func sequence(_ events: [PreparedEvent], now: Int64, builder: inout BatchBuilder) -> (Result<[AppendResult], LedgerError>, Int64) {
+        do {
+            return try sequenceOrThrow(events, now: now, builder: &builder)
+        } catch {
+            return (.failure(LedgerError.wrap(error)), 0)
+        }
+    }
+
+    private func sequenceOrThrow(_ events: [PreparedEvent], now: Int64, builder: inout BatchBuilder) throws -> (Result<[AppendResult], LedgerError>, Int64) {
+        guard !events.isEmpty else { throw LedgerError(.invalidRequest, "an append request needs at least one event") }
+        var bytes = 0
+        for e in events { bytes += e.canonicalData.count }
+        guard bytes <= options.maxRequestBytes else {
+            throw LedgerError(.batchTooLarge, "the request's events hold \(bytes) bytes of data; the limit for one atomic request is \(options.maxRequestBytes) bytes")
+        }
+        // Idempotency first: a retry of a request that landed returns where it landed.
+        var hits: [(Int, Int64)] = []
+        var seen: Set<EventID> = []
+        for (i, e) in events.enumerated() {
+            guard let id = e.id else { continue }
+            if events.count > 1 {
+                guard seen.insert(id).inserted else { throw LedgerError(.duplicateID, "id \(id) appears twice in the request", index: i) }
+            }
+            if let offset = index.ids.lookup(IndexKey(id: id)) { hits.append((i, Int64(offset))) }
+        }
+        if !hits.isEmpty {
+            return (.success(try replayedResults(events, hits: hits, builder: builder)), hits.map(\.1).max()! + 1)
+        }
+        // Expected versions, against the streams' state before the request.
+        let keys = events.map { IndexKey(stream: $0.stream) }
+        var versions: [IndexKey: Int64] = [:]
+        for (i, e) in events.enumerated() {
+            let key = keys[i]
+            let current: Int64
+            if let v = versions[key] { current = v } else {
+                current = index.streams.lookup(key).map { Int64($0) } ?? -1
+                versions[key] = current
+            }
+            let ok: Bool
+            switch e.expectedVersion {
+            case .any: ok = true
+            case .noStream: ok = current < 0
+            case .exists: ok = current >= 0
+            case .exactly(let v): ok = current == v
+            }
+            if !ok {
+                let state = current < 0 ? "does not exist" : "is at version \(current)"
+                throw LedgerError(.wrongExpectedVersion, "stream \(e.stream) \(state), expected \(e.expectedVersion)", index: events.count > 1 ? i : nil)
+            }
+        }
+        // Assign and write; undone as a whole if a later event of the request fails.
+        let mark = builder.mark()
+        let saved = (next, lastHash, lastTime)
+        var results: [AppendResult] = []
+        results.reserveCapacity(events.count)
+        var ids: [EventID] = []
+        ids.reserveCapacity(events.count)
+        do {
+            for (i, e) in events.enumerated() {
+                let version = versions[keys[i]]! + 1
+                versions[keys[i]] = version
+                let time: Int64
+                if let own = e.time {
+                    guard own.milliseconds >= lastTime else {
+                        throw LedgerError(.timeOrder, "event time \(own) is before the time of the log head \(Timestamp(milliseconds: lastTime)): times must not decrease", index: events.count > 1 ? i : nil)
+                    }
+                    time = own.milliseconds
+                } else {
+                    time = max(now, lastTime)
+                }
+                let id = e.id ?? EventID.random(using: &random)
+                let fields = EnvelopeFields(
+                    actor: e.actor, causationId: e.causationId, correlationId: e.correlationId, id: id, offset: next,
+                    prevHash: lastHash, schemaVersion: e.schemaVersion, stream: e.stream, time: Timestamp(milliseconds: time),
+                    type: e.type, version: version)
+                let hash = builder.append(fields, data: e.canonicalData)
+                if let recorded = e.recorded {
+                    try check(recorded, offset: next, version: version, prevHash: lastHash, hash: hash, index: i)
+                }
+                results.append(AppendResult(offset: next, stream: e.stream, version: version, id: id))
+                ids.append(id)
+                next += 1
+                lastHash = hash
+                lastTime = time
+            }
+        } catch {
+            builder.rollback(to: mark)
+            (next, lastHash, lastTime) = saved
+            throw error
+        }
+        for (i, r) in results.enumerated() {
+            index.ids.insert(IndexKey(id: ids[i]), UInt64(r.offset))
+            index.streams.insert(keys[i], UInt64(r.version))
+        }
+        return (.success(results), next)
+    }
+
+    private func check(_ recorded: RecordedPosition, offset: Int64, version: Int64, prevHash: Hash256, hash: Hash256, index i: Int) throws {
+        func mismatch(_ what: String, _ theirs: String, _ ours: String) -> LedgerError {
+            LedgerError(.importMismatch, "at offset \(offset): the export's \(what) is \(theirs), the ledger computes \(ours)", index: i)
+        }
+        if recorded.offset != offset { throw mismatch("offset", "\(recorded.offset)", "\(offset)") }
+        if recorded.version != version { throw mismatch("version", "\(recorded.version)", "\(version)") }
+        if recorded.prevHash != prevHash { throw mismatch("prevHash", "\(recorded.prevHash)", "\(prevHash)") }
+        if recorded.hash != hash { throw mismatch("hash", "\(recorded.hash)", "\(hash)") }
+    }
+
+    /// Results for a request whose ids all exist already: the originals, if every event is the
+    /// same (stream, type, data); otherwise `duplicate_id`.
+    private func replayedResults(_ events: [PreparedEvent], hits: [(Int, Int64)], builder: BatchBuilder) throws -> [AppendResult] {
+        guard hits.count == events.count else {
+            let (i, offset) = hits[0]
+            throw LedgerError(
+                .duplicateID,
+                "id \(events[i].id!) is already in the log at offset \(offset), but other events of this request are new: a retry must resend the request unchanged",
+                index: i)
+        }
+        var results: [AppendResult] = []
+        for (i, offset) in hits {
+            let e = events[i]
+            let original = try fetch(offset, builder: builder)
+            if original.stream != e.stream || original.type != e.type || original.data != e.canonicalData {
+                var differs: [String] = []
+                if original.stream != e.stream { differs.append("stream \(original.stream)") }
+                if original.type != e.type { differs.append("type \(original.type)") }
+                if original.data != e.canonicalData { differs.append("different data") }
+                throw LedgerError(
+                    .duplicateID,
+                    "id \(e.id!) is already used at offset \(offset) by another event (\(differs.joined(separator: ", "))); choose a new id",
+                    index: events.count > 1 ? i : nil)
+            }
+            results.append(AppendResult(offset: offset, stream: original.stream, version: original.version, id: e.id!))
+        }
+        return results
+    }
+
+    private struct Original {
+        var stream: String
+        var type: String
+        var version: Int64
+        var data: [UInt8]
+    }
+
+    private func fetch(_ offset: Int64, builder: BatchBuilder) throws -> Original {
+        func original(_ view: RecordView) throws -> Original {
+            let envelope = try view.envelope()
+            return Original(stream: view.stream, type: view.type, version: view.version, data: try CanonicalJSON.encode(.object(envelope.data)))
+        }
+        if offset >= builder.baseOffset {
+            return try builder.withRecord(at: offset) { try original($0) }
+        }
+        // Written by an earlier batch: wait until it is durable, then read it back.
+        guard waitDurable(offset + 1) else { throw failure ?? LedgerError(.writerFailed, "the log writer stopped") }
+        let cursor = LogCursor(set: segmentSet, from: offset, end: offset + 1, filter: .all)
+        guard let view = try cursor.next(), view.offset == offset else {
+            throw LedgerError(.internal, "the id index points at offset \(offset), which cannot be read")
+        }
+        return try original(view)
+    }
+
+    // MARK: writer
+
+    private func writerLoop() {
+        defer {
+            sync.update {
+                $0.writerDone = true
+                $0.threadsRunning -= 1
+            }
+        }
+        var stored: [UInt8] = []
+        while true {
+            let batch: BatchBuilder? = writeQueue.wait(until: { !$0.batches.isEmpty || $0.closed }) { q in
+                q.batches.isEmpty ? nil : q.batches.removeFirst()
+            }
+            writeQueue.broadcast()
+            guard let batch else { return }
+            if sync.withLock({ $0.failure }) != nil { continue }
+            do {
+                try write(batch, buffer: &stored)
+            } catch {
+                fail(LedgerError(.writerFailed, "writing offsets \(batch.baseOffset)..<\(batch.nextOffset): \(LedgerError.wrap(error).message); the log accepts no more appends (restart to recover)"))
+            }
+        }
+    }
+
+    private func write(_ batch: BatchBuilder, buffer stored: inout [UInt8]) throws {
+        RecordBatch.seal(
+            payload: batch.payload, baseOffset: batch.baseOffset, count: batch.count, firstTime: batch.firstTime,
+            lastTime: batch.lastTime, lastHash: batch.lastHash, into: &stored)
+        var active = segmentSet.all.last!
+        var size = active.snapshot.size
+        if size > 0 && size + Int64(stored.count) > options.segmentBytes {
+            active = try roll(after: active)
+            size = 0
+        }
+        try stored.withUnsafeBytes { try FileIO.pwrite(active.fd, $0, size, active.logPath) }
+        let position = size
+        let entry: SegmentIndex.Entry? = active.state.withLock { s in
+            s.size += Int64(stored.count)
+            s.nextOffset = batch.nextOffset
+            if s.firstTime == nil { s.firstTime = batch.firstTime }
+            s.lastTime = batch.lastTime
+            s.lastHash = batch.lastHash
+            guard s.index.wants(position: position) else { return nil }
+            let e = SegmentIndex.Entry(
+                relativeOffset: UInt32(batch.baseOffset - active.baseOffset), position: UInt32(position), firstTime: batch.firstTime)
+            s.index.add(e)
+            return e
+        }
+        if let entry { try appendIndex(entry, to: active) }
+        let segment = active
+        sync.update { state in
+            state.written = batch.nextOffset
+            if !state.dirty.contains(where: { $0 === segment }) { state.dirty.append(segment) }
+        }
+    }
+
+    private func appendIndex(_ entry: SegmentIndex.Entry, to segment: Segment) throws {
+        let fds: (Int32, Int32) = try segment.indexFDs.withLock { fds in
+            if let fds { return fds }
+            let a = try FileIO.open(segment.indexPath, O_WRONLY | O_CREAT | O_APPEND)
+            let b = try FileIO.open(segment.timeIndexPath, O_WRONLY | O_CREAT | O_APPEND)
+            fds = (a, b)
+            return (a, b)
+        }
+        let (o, t) = SegmentIndex.encode(entry)
+        try o.withUnsafeBytes { try FileIO.write(fds.0, $0, segment.indexPath) }
+        try t.withUnsafeBytes { try FileIO.write(fds.1, $0, segment.timeIndexPath) }
+    }
+
+    private func roll(after old: Segment) throws -> Segment {
+        let base = old.snapshot.nextOffset
+        let stem = segmentSet.directory + "/" + Segment.name(base)
+        let fd = try FileIO.open(stem + ".log", O_RDWR | O_CREAT | O_EXCL)
+        for path in [stem + ".index", stem + ".timeindex"] {
+            let f = try FileIO.open(path, O_WRONLY | O_CREAT | O_TRUNC)
+            Glibc.close(f)
+        }
+        let segment = Segment(
+            directory: segmentSet.directory, baseOffset: base, fd: fd, writable: true,
+            state: Segment.State(size: 0, nextOffset: base, index: SegmentIndex()))
+        segmentSet.segments.withLock { $0.append(segment) }
+        sync.update { $0.directoryDirty = true }
+        logger.info("rolled to segment \(Segment.name(base)).log")
+        return segment
+    }
+
+    // MARK: syncer
+
+    private func syncerLoop() {
+        defer { sync.update { $0.threadsRunning -= 1 } }
+        var lastMarkerCheck: Int64 = 0
+        while true {
+            let work: (Int64, [Segment], Bool)? = sync.wait(
+                until: { $0.written > $0.durable || $0.writerDone || $0.failure != nil }
+            ) { state in
+                if state.failure != nil { return nil }
+                if state.written == state.durable && state.writerDone { return nil }
+                let w = (state.written, state.dirty, state.directoryDirty)
+                // The active segment stays dirty only if written again; sealed ones are done after this sync.
+                state.dirty = []
+                state.directoryDirty = false
+                return w
+            }
+            guard let (target, segments, directory) = work else {
+                finalSync()
+                return
+            }
+            do {
+                if options.fsync == .always {
+                    for segment in segments { try FileIO.fdatasync(segment.fd, segment.logPath) }
+                    if directory { try FileIO.syncDirectory(segmentSet.directory) }
+                } else if directory && options.fsync == .onClose {
+                    pendingDirectorySync = true
+                }
+                if options.fsync == .onClose { pendingSegments += segments.filter { s in !pendingSegments.contains { $0 === s } } }
+                let bytes = HeadFile.encode(target)
+                try bytes.withUnsafeBytes { try FileIO.pwrite(headFD, $0, 0, HeadFile.path(segmentSet.dataDirectory)) }
+            } catch {
+                fail(LedgerError(.writerFailed, "fsync before acknowledging offsets up to \(target): \(LedgerError.wrap(error).message); the log accepts no more appends (restart to recover)"))
+                continue
+            }
+            segmentSet.durable.store(target, ordering: .releasing)
+            let ready: [Waiting] = sync.update { state in
+                state.durable = target
+                var ready: [Waiting] = []
+                var keep: [Waiting] = []
+                for w in state.waiting { if w.need <= target { ready.append(w) } else { keep.append(w) } }
+                state.waiting = keep
+                return ready
+            }
+            for w in ready { w.completion(w.results) }
+            heads.publish(head: target)
+            let clock = options.clock().milliseconds
+            if clock - lastMarkerCheck >= 1000 {
+                lastMarkerCheck = clock
+                if let message = CorruptionMarker.read(segmentSet.dataDirectory) {
+                    fail(LedgerError(.corrupt, "corruption was found in the log: \(message)"))
+                }
+            }
+        }
+    }
+
+    // Syncer thread only: what `.onClose` defers.
+    private var pendingSegments: [Segment] = []
+    private var pendingDirectorySync = false
+    private let headFD: Int32
+
+    private func finalSync() {
+        guard options.fsync == .onClose, sync.withLock({ $0.failure }) == nil else { return }
+        do {
+            for segment in pendingSegments { try FileIO.fsync(segment.fd, segment.logPath) }
+            if pendingDirectorySync { try FileIO.syncDirectory(segmentSet.directory) }
+            pendingSegments = []
+        } catch {
+            fail(LedgerError(.writerFailed, "fsync at close: \(LedgerError.wrap(error).message)"))
+        }
+    }
+}
+
+/// xoshiro256** — a fast generator for the ids the ledger assigns, seeded from the system's.
+struct Xoshiro256: RandomNumberGenerator {
+    var s: (UInt64, UInt64, UInt64, UInt64)
+
+    init(seed: inout some RandomNumberGenerator) {
+        s = (seed.next(), seed.next(), seed.next(), seed.next())
+        if s == (0, 0, 0, 0) { s.0 = 1 }
+    }
+
+    mutating func next() -> UInt64 {
+        let result = ((s.1 &* 5) << 7 | (s.1 &* 5) >> 57) &* 9
+        let t = s.1 << 17
+        s.2 ^= s.0
+        s.3 ^= s.1
+        s.1 ^= s.2
+        s.0 ^= s.3
+        s.2 ^= t
+        s.3 = s.3 << 45 | s.3 >> 19
+        return result
+    }
+}

@@ -1,0 +1,167 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import LedgerCore
+
+/// Thin, throwing wrappers over the POSIX file calls the log needs. Every failure names the file
+/// and the call, because an operator reading the error has nothing else to go on.
+enum FileIO {
+    static func errorText(_ code: Int32 = errno) -> String { String(cString: strerror(code)) }
+
+    static func fail(_ call: String, _ path: String, _ code: Int32 = errno) -> LedgerError {
+        LedgerError(.io, "\(call) \(path): \(errorText(code))")
+    }
+
+    static func open(_ path: String, _ flags: Int32, mode: mode_t = 0o644) throws -> Int32 {
+        let fd = Glibc.open(path, flags | O_CLOEXEC, mode)
+        guard fd >= 0 else { throw fail("open", path) }
+        return fd
+    }
+
+    static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
+
+    static func size(_ fd: Int32, _ path: String) throws -> Int64 {
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw fail("fstat", path) }
+        return Int64(st.st_size)
+    }
+
+    static func size(path: String) -> Int64? {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        return Int64(st.st_size)
+    }
+
+    /// Reads exactly `count` bytes at `offset` (fewer only at end of file).
+    static func pread(_ fd: Int32, _ buffer: UnsafeMutableRawPointer, _ count: Int, _ offset: Int64, _ path: String) throws -> Int {
+        var done = 0
+        while done < count {
+            let n = Glibc.pread(fd, buffer + done, count - done, off_t(offset) + off_t(done))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw fail("pread", path)
+            }
+            if n == 0 { break }
+            done += n
+        }
+        return done
+    }
+
+    static func pwrite(_ fd: Int32, _ buffer: UnsafeRawBufferPointer, _ offset: Int64, _ path: String) throws {
+        var done = 0
+        while done < buffer.count {
+            let n = Glibc.pwrite(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw fail("pwrite", path)
+            }
+            done += n
+        }
+    }
+
+    static func write(_ fd: Int32, _ buffer: UnsafeRawBufferPointer, _ path: String) throws {
+        var done = 0
+        while done < buffer.count {
+            let n = Glibc.write(fd, buffer.baseAddress! + done, buffer.count - done)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw fail("write", path)
+            }
+            done += n
+        }
+    }
+
+    static func fsync(_ fd: Int32, _ path: String) throws {
+        guard Glibc.fsync(fd) == 0 else { throw fail("fsync", path) }
+    }
+
+    static func fdatasync(_ fd: Int32, _ path: String) throws {
+        guard Glibc.fdatasync(fd) == 0 else { throw fail("fdatasync", path) }
+    }
+
+    static func truncate(_ fd: Int32, _ length: Int64, _ path: String) throws {
+        guard ftruncate(fd, off_t(length)) == 0 else { throw fail("ftruncate", path) }
+    }
+
+    /// fsync of a directory, so that files created or renamed in it survive a crash.
+    static func syncDirectory(_ path: String) throws {
+        let fd = try open(path, O_RDONLY | O_DIRECTORY)
+        defer { close(fd) }
+        try fsync(fd, path)
+    }
+
+    static func makeDirectory(_ path: String) throws {
+        if mkdir(path, 0o755) != 0 && errno != EEXIST { throw fail("mkdir", path) }
+    }
+
+    static func rename(_ from: String, _ to: String) throws {
+        guard Glibc.rename(from, to) == 0 else { throw fail("rename", from + " to") }
+    }
+
+    static func remove(_ path: String) {
+        _ = unlink(path)
+    }
+
+    static func list(_ directory: String) throws -> [String] {
+        guard let dir = opendir(directory) else { throw fail("opendir", directory) }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted()
+    }
+
+    /// Reads a whole (small) file.
+    static func readFile(_ path: String) throws -> [UInt8] {
+        let fd = try open(path, O_RDONLY)
+        defer { close(fd) }
+        let size = Int(try self.size(fd, path))
+        var bytes = [UInt8](repeating: 0, count: size)
+        let n = try bytes.withUnsafeMutableBytes { (b) -> Int in
+            try pread(fd, b.baseAddress!, size, 0, path)
+        }
+        return Array(bytes[0..<n])
+    }
+
+    /// Replaces `path` atomically and durably: temporary file, fsync, rename, fsync of the directory.
+    static func writeAtomically(_ path: String, _ bytes: [UInt8], directory: String) throws {
+        let temporary = path + ".tmp"
+        let fd = try open(temporary, O_WRONLY | O_CREAT | O_TRUNC)
+        do {
+            try bytes.withUnsafeBytes { (b) in try write(fd, b, temporary) }
+            try fsync(fd, temporary)
+        } catch {
+            close(fd)
+            throw error
+        }
+        close(fd)
+        try rename(temporary, path)
+        try syncDirectory(directory)
+    }
+}
+
+/// Little-endian integer access to byte buffers.
+extension UnsafeRawPointer {
+    @inline(__always) func le<T: FixedWidthInteger>(_ offset: Int, as: T.Type = T.self) -> T {
+        T(littleEndian: loadUnaligned(fromByteOffset: offset, as: T.self))
+    }
+}
+
+extension UnsafeMutableRawPointer {
+    @inline(__always) func putLE<T: FixedWidthInteger>(_ value: T, at offset: Int) {
+        storeBytes(of: value.littleEndian, toByteOffset: offset, as: T.self)
+    }
+}
+
+extension Array where Element == UInt8 {
+    @inline(__always) mutating func appendLE<T: FixedWidthInteger>(_ value: T) {
+        var v = value.littleEndian
+        Swift.withUnsafeBytes(of: &v) { append(contentsOf: $0) }
+    }
+}

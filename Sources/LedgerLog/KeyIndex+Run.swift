@@ -1,0 +1,172 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import LedgerCore
+
+/// An immutable, sorted file of (key, value) entries with a Bloom filter: one level of the
+/// on-disk indexes (``KeyIndex``).
+///
+/// ```
+///  0  4  magic "PLIR"
+///  4  4  format version (1)
+///  8  8  entry count n
+/// 16  8  Bloom filter words m
+/// 24 36  reserved, 0
+/// 60  4  CRC-32C of bytes 0..<60
+/// 64     n entries of 24 bytes: key high u64, key low u64, value u64 (little-endian), sorted by key
+///  …     m Bloom words (u64)
+/// end-4  CRC-32C of the entries and the Bloom words
+/// ```
+/// Entries are memory-mapped (only the pages a lookup touches are read); the Bloom filter and a
+/// sparse fence of every 256th key are held in memory.
+final class IndexRun: @unchecked Sendable {
+    // @unchecked: immutable after init; the mapping is read-only and unmapped in deinit.
+    static let headerSize = 64
+    static let entrySize = 24
+    static let fenceStride = 256
+    static let magic: [UInt8] = Array("PLIR".utf8)
+
+    let path: String
+    let name: String
+    let count: Int
+    let bloom: BloomFilter
+    let fence: [IndexKey]
+    private let map: UnsafeRawPointer?
+    private let mapLength: Int
+
+    var fileSize: Int { mapLength }
+
+    /// Opens and fully checks a run file.
+    init(path: String, name: String) throws {
+        self.path = path
+        self.name = name
+        let fd = try FileIO.open(path, O_RDONLY)
+        defer { close(fd) }
+        let size = Int(try FileIO.size(fd, path))
+        guard size >= IndexRun.headerSize + 4 else { throw LedgerError(.corrupt, "index run \(path) is truncated") }
+        var header = [UInt8](repeating: 0, count: IndexRun.headerSize)
+        _ = try header.withUnsafeMutableBytes { (b) -> Int in try FileIO.pread(fd, b.baseAddress!, IndexRun.headerSize, 0, path) }
+        let (n, m, headerOK) = header.withUnsafeBytes { b -> (Int, Int, Bool) in
+            let p = b.baseAddress!
+            let ok = Array(b[0..<4]) == IndexRun.magic && p.le(4, as: UInt32.self) == 1
+                && CRC32C.checksum(UnsafeRawBufferPointer(rebasing: b[0..<60])) == p.le(60, as: UInt32.self)
+            return (Int(p.le(8, as: UInt64.self)), Int(p.le(16, as: UInt64.self)), ok)
+        }
+        guard headerOK, n >= 0, m >= 8, size == IndexRun.headerSize + n * IndexRun.entrySize + m * 8 + 4 else {
+            throw LedgerError(.corrupt, "index run \(path) has a damaged header")
+        }
+        // Check the body's CRC with a bounded buffer (reads through the page cache, not into memory).
+        var crc: UInt32 = 0
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        var position = IndexRun.headerSize
+        let bodyEnd = size - 4
+        while position < bodyEnd {
+            let chunk = min(buffer.count, bodyEnd - position)
+            _ = try buffer.withUnsafeMutableBytes { (b) -> Int in try FileIO.pread(fd, b.baseAddress!, chunk, Int64(position), path) }
+            crc = buffer.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[0..<chunk]), continuing: crc) }
+            position += chunk
+        }
+        var stored: UInt32 = 0
+        _ = try withUnsafeMutableBytes(of: &stored) { (b) -> Int in try FileIO.pread(fd, b.baseAddress!, 4, Int64(bodyEnd), path) }
+        guard crc == UInt32(littleEndian: stored) else { throw LedgerError(.corrupt, "index run \(path) fails its CRC-32C") }
+
+        let mapped = mmap(nil, size, PROT_READ, MAP_SHARED, fd, 0)
+        guard let mapped, mapped != MAP_FAILED else { throw FileIO.fail("mmap", path) }
+        let base = UnsafeRawPointer(mapped)
+        map = base
+        mapLength = size
+        count = n
+        var words = [UInt64](repeating: 0, count: m)
+        let bloomStart = IndexRun.headerSize + n * IndexRun.entrySize
+        words.withUnsafeMutableBytes { $0.copyMemory(from: UnsafeRawBufferPointer(start: base + bloomStart, count: m * 8)) }
+        bloom = BloomFilter(words: words.map { UInt64(littleEndian: $0) })
+        var fence: [IndexKey] = []
+        fence.reserveCapacity(n / IndexRun.fenceStride + 1)
+        var i = 0
+        while i < n {
+            fence.append(IndexRun.key(base, i))
+            i += IndexRun.fenceStride
+        }
+        self.fence = fence
+    }
+
+    deinit {
+        if let map { munmap(UnsafeMutableRawPointer(mutating: map), mapLength) }
+    }
+
+    @inline(__always) static func key(_ base: UnsafeRawPointer, _ i: Int) -> IndexKey {
+        let p = base + headerSize + i * entrySize
+        return IndexKey(hi: p.le(0, as: UInt64.self), lo: p.le(8, as: UInt64.self))
+    }
+
+    @inline(__always) func value(_ i: Int) -> UInt64 {
+        (map! + IndexRun.headerSize + i * IndexRun.entrySize).le(16, as: UInt64.self)
+    }
+
+    func key(at i: Int) -> IndexKey { IndexRun.key(map!, i) }
+
+    /// The value stored for `key`, if any.
+    func lookup(_ key: IndexKey) -> UInt64? {
+        guard count > 0, bloom.mayContain(key) else { return nil }
+        // Fence: the last fence key ≤ key bounds a block of at most fenceStride entries.
+        var lo = 0
+        var hi = fence.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if fence[mid] <= key { lo = mid + 1 } else { hi = mid }
+        }
+        guard lo > 0 else { return nil }
+        var start = (lo - 1) * IndexRun.fenceStride
+        var end = min(count, start + IndexRun.fenceStride)
+        let base = map!
+        while start < end {
+            let mid = (start + end) / 2
+            let k = IndexRun.key(base, mid)
+            if k == key { return value(mid) }
+            if k < key { start = mid + 1 } else { end = mid }
+        }
+        return nil
+    }
+
+    /// Writes a run from entries sorted by key with unique keys, durably (fsync, then the caller
+    /// renames it into place).
+    static func write(path: String, count: Int, entries: (Int) -> (IndexKey, UInt64)) throws {
+        var bloom = BloomFilter(capacity: count)
+        let fd = try FileIO.open(path, O_WRONLY | O_CREAT | O_TRUNC)
+        defer { close(fd) }
+        var header = [UInt8](repeating: 0, count: headerSize)
+        header.withUnsafeMutableBytes { b in
+            let p = b.baseAddress!
+            for i in 0..<4 { p.storeBytes(of: magic[i], toByteOffset: i, as: UInt8.self) }
+            p.putLE(UInt32(1), at: 4)
+            p.putLE(UInt64(count), at: 8)
+            p.putLE(UInt64(bloom.words.count), at: 16)
+            p.putLE(CRC32C.checksum(UnsafeRawBufferPointer(rebasing: b[0..<60])), at: 60)
+        }
+        try header.withUnsafeBytes { (b) in try FileIO.write(fd, b, path) }
+        var crc: UInt32 = 0
+        var chunk: [UInt8] = []
+        chunk.reserveCapacity(1 << 20)
+        func flush() throws {
+            crc = chunk.withUnsafeBytes { CRC32C.checksum($0, continuing: crc) }
+            try chunk.withUnsafeBytes { (b) in try FileIO.write(fd, b, path) }
+            chunk.removeAll(keepingCapacity: true)
+        }
+        for i in 0..<count {
+            let (key, value) = entries(i)
+            bloom.insert(key)
+            chunk.appendLE(key.hi)
+            chunk.appendLE(key.lo)
+            chunk.appendLE(value)
+            if chunk.count >= 1 << 20 - entrySize { try flush() }
+        }
+        for w in bloom.words {
+            chunk.appendLE(w)
+            if chunk.count >= 1 << 20 - 8 { try flush() }
+        }
+        try flush()
+        chunk.appendLE(crc)
+        try chunk.withUnsafeBytes { (b) in try FileIO.write(fd, b, path) }
+        try FileIO.fsync(fd, path)
+    }
+}

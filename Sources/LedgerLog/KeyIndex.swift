@@ -1,0 +1,44 @@
+import LedgerCore
+import Synchronization
+
+/// A key → value index that lives on disk with bounded memory: a small in-memory table of recent
+/// entries (the memtable) in front of immutable sorted runs (``IndexRun``), newest first; newer
+/// entries win. Used for ids → offset and stream → last version.
+///
+/// - Important: `memtable` and `view` belong to the writer's sequencer thread; the flusher
+///   publishes new levels through `levels` and the sequencer picks them up with ``refreshView()``.
+final class KeyIndex: @unchecked Sendable {
+    struct Levels {
+        /// A memtable being written out as a run.
+        var frozen: [IndexKey: UInt64]?
+        var runs: [IndexRun]
+    }
+
+    let kind: String
+    var memtable: [IndexKey: UInt64] = [:]
+    let levels: Mutex<Levels>
+    private(set) var view: Levels
+
+    init(kind: String, runs: [IndexRun]) {
+        self.kind = kind
+        levels = Mutex(Levels(frozen: nil, runs: runs))
+        view = Levels(frozen: nil, runs: runs)
+    }
+
+    /// Picks up levels the flusher published (call once per batch, not per lookup).
+    func refreshView() { view = levels.withLock { $0 } }
+
+    @inline(__always) func lookup(_ key: IndexKey) -> UInt64? {
+        if let v = memtable[key] { return v }
+        if let frozen = view.frozen, let v = frozen[key] { return v }
+        for run in view.runs {
+            if let v = run.lookup(key) { return v }
+        }
+        return nil
+    }
+
+    @inline(__always) func insert(_ key: IndexKey, _ value: UInt64) { memtable[key] = value }
+
+    var runCount: Int { levels.withLock { $0.runs.count } }
+    var entriesOnDisk: Int { levels.withLock { $0.runs.reduce(0) { $0 + $1.count } } }
+}
