@@ -14,7 +14,7 @@ public struct LogStatistics: Sendable {
     /// Sum of the uncompressed payloads of all batches.
     public var uncompressedBytes: Int64
     public var batches: Int64
-    public var streams: Int64?
+    public var streams: Int64
     public var head: Int64
 
     public var compressionRatio: Double { bytesOnDisk == 0 ? 1 : Double(uncompressedBytes) / Double(bytesOnDisk) }
@@ -36,8 +36,14 @@ public struct LogStatistics: Sendable {
                 position += Int64(header.totalSize)
             }
         }
+        // Every stream's first event has version 0, and ids are unique: count those.
+        var streams: Int64 = 0
+        let cursor = LogCursor(set: set, from: 0, end: head, filter: .all)
+        while let view = try cursor.next() {
+            if view.version == 0 { streams += 1 }
+        }
         return LogStatistics(
             segments: infos, events: head, bytesOnDisk: disk, uncompressedBytes: raw, batches: batches,
-            streams: nil, head: head)
+            streams: streams, head: head)
     }
 }

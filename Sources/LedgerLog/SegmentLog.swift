@@ -65,12 +65,12 @@ public final class SegmentLog: Sendable {
         let set = SegmentSet(dataDirectory: directory, segments: outcome.segments, durable: outcome.head, external: false)
         let index = try IndexStore.open(directory: directory + "/index", head: outcome.head, flushThreshold: options.indexFlushThreshold, logger: options.logger)
         try catchUp(index: index, set: set, from: index.indexedThrough, to: outcome.head)
+        // HEAD is replaced before the syncer opens it for its in-place updates.
+        try FileIO.writeAtomically(HeadFile.path(directory), HeadFile.encode(outcome.head), directory: directory)
         let heads = HeadSignal(head: outcome.head)
         let pipeline = AppendPipeline(
             options: options, set: set, index: index, head: outcome.head, lastHash: outcome.lastHash,
             lastTime: outcome.lastTime, heads: heads)
-        let headBytes = HeadFile.encode(outcome.head)
-        try FileIO.writeAtomically(HeadFile.path(directory), headBytes, directory: directory)
         let log = SegmentLog(directory: directory, options: options, set: set, pipeline: pipeline, index: index, lock: lock, heads: heads, recovered: outcome.truncatedBytes)
         pipeline.start()
         index.start(waitDurable: { [pipeline] in pipeline.waitDurable($0) })
@@ -135,16 +135,7 @@ public final class SegmentLog: Sendable {
     public func prepare(_ events: [AppendRequest], policy: AppendPolicy, recorded: [RecordedPosition?]? = nil) -> Result<[PreparedEvent], LedgerError> {
         var policy = policy
         policy.maxDataBytes = options.maxDataBytes
-        var out: [PreparedEvent] = []
-        out.reserveCapacity(events.count)
-        for (i, e) in events.enumerated() {
-            do {
-                out.append(try EventPreparer.prepare(e, policy: policy, recorded: recorded?[i] ?? nil))
-            } catch {
-                return .failure(events.count > 1 ? error.at(index: i) : error)
-            }
-        }
-        return .success(out)
+        return EventPreparer.prepare(request: events, policy: policy, recorded: recorded)
     }
 
     /// A cursor over the durable events from `from` up to `end` (exclusive) that match `filter`.

@@ -26,6 +26,7 @@ import LedgerCore
         ("1e400", "range of a double"),
         ("[1] 2", "after the JSON value"),
         ("tru", "literal"),
+        ("nope", "expected a JSON value"),
         ("NaN", "expected a value"),
     ])
     func rejectsMalformedInput(text: String, fragment: String) {

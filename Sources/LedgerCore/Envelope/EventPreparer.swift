@@ -111,6 +111,25 @@ public enum EventPreparer {
     }
 }
 
+extension EventPreparer {
+    /// Prepares one atomic request; the error of a multi-event request carries the event's index.
+    public static func prepare(
+        request events: [AppendRequest], policy: AppendPolicy, recorded: [RecordedPosition?]? = nil,
+        catalog: EventCatalog = .standard
+    ) -> Result<[PreparedEvent], LedgerError> {
+        var out: [PreparedEvent] = []
+        out.reserveCapacity(events.count)
+        for (i, e) in events.enumerated() {
+            do {
+                out.append(try prepare(e, policy: policy, catalog: catalog, recorded: recorded?[i] ?? nil))
+            } catch {
+                return .failure(events.count > 1 ? error.at(index: i) : error)
+            }
+        }
+        return .success(out)
+    }
+}
+
 /// Syntax of stream names and principals.
 public enum StreamName {
     /// `category-id`: category `[a-z][a-z0-9]{0,31}`, id 1-128 of `[A-Za-z0-9._:-]`.

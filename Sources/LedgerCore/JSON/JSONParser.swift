@@ -84,10 +84,10 @@ public struct JSONParser {
 
         mutating func literal(_ word: StaticString) throws(LedgerError) {
             let count = word.utf8CodeUnitCount
-            guard end - index >= count else { throw error("unexpected end of input in literal") }
+            guard end - index >= count else { throw error("unexpected end of input in the literal \(word)") }
             let p = word.utf8Start
             for i in 0..<count where byte(index + i) != p[i] {
-                throw error("invalid literal, expected \(word)")
+                throw error("unexpected \(describeCurrent()), expected a JSON value")
             }
             index += count
         }

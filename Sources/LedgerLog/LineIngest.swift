@@ -1,0 +1,246 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Dispatch
+public import LedgerCore
+
+/// Appends NDJSON read from a file descriptor, as `ledger append` and `ledger import` do: one
+/// request per line (an object, or an array on one line for an atomic batch).
+///
+/// It streams: whatever has been read is parsed (on all cores), submitted, and acknowledged as
+/// soon as it is durable, without waiting for the end of the input — so `producer | ledger append`
+/// is a live feed. Results come back in input order. A rejected line writes nothing; the lines
+/// around it go on (unless ``Mode`` says to stop).
+public final class LineIngest: @unchecked Sendable {
+    // @unchecked: the mutable state is guarded by `order` (a ConditionLock).
+
+    public enum Mode: Sendable {
+        /// `ledger append`: requests, stamped with the policy's actor and the ledger's time.
+        case append
+        /// `ledger import --preserve-time`: envelopes with their own id, time and actor. With
+        /// `reproduce`, exported positions and hashes must come out the same.
+        case importRecords(reproduce: Bool)
+    }
+
+    /// One line's outcome.
+    public struct LineResult: Sendable {
+        public var line: Int
+        public var result: Result<[AppendResult], LedgerError>
+    }
+
+    public struct Summary: Sendable {
+        public var lines = 0
+        public var events = 0
+        public var rejected = 0
+        public var firstRejection: LedgerError?
+    }
+
+    let log: SegmentLog
+    let policy: AppendPolicy
+    let mode: Mode
+    let stopOnRejection: Bool
+    let deliver: @Sendable ([LineResult]) -> Void
+
+    private struct Order {
+        var nextToDeliver = 0
+        var ready: [Int: [LineResult]] = [:]
+        var inFlight = 0
+        var stop = false
+        var summary = Summary()
+    }
+    private let order = ConditionLock(Order())
+
+    /// - Parameter deliver: called with each chunk's results, in input order, on one thread at a time.
+    public init(log: SegmentLog, policy: AppendPolicy, mode: Mode, stopOnRejection: Bool = false, deliver: @escaping @Sendable ([LineResult]) -> Void) {
+        self.log = log
+        self.policy = policy
+        self.mode = mode
+        self.stopOnRejection = stopOnRejection
+        self.deliver = deliver
+    }
+
+    /// Reads `fd` to its end; returns once every line is decided and delivered.
+    public func run(fd: Int32) throws -> Summary {
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        return try run { pending in
+            while true {
+                let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw FileIO.fail("read", fd == 0 ? "standard input" : "input")
+                }
+                pending.append(contentsOf: buffer[0..<n])
+                return n > 0
+            }
+        }
+    }
+
+    /// Ingests bytes already in memory, in chunks of 1 MiB.
+    public func run(bytes: [UInt8]) throws -> Summary {
+        var position = 0
+        return try run { pending in
+            guard position < bytes.count else { return false }
+            let end = min(bytes.count, position + (1 << 20))
+            pending.append(contentsOf: bytes[position..<end])
+            position = end
+            return true
+        }
+    }
+
+    /// `read` appends the next bytes and returns false at the end of the input.
+    private func run(read: (inout [UInt8]) throws -> Bool) throws -> Summary {
+        var pending: [UInt8] = []
+        var lineNumber = 1
+        var chunk = 0
+        while true {
+            if order.withLock({ $0.stop }) { break }
+            guard try read(&pending) else { break }
+            guard let lastNewline = pending.lastIndex(of: 0x0A) else { continue }
+            let complete = Array(pending[0...lastNewline])
+            pending.removeFirst(lastNewline + 1)
+            lineNumber = submit(complete, firstLine: lineNumber, chunk: chunk)
+            chunk += 1
+        }
+        if !pending.isEmpty && !order.withLock({ $0.stop }) {
+            _ = submit(pending, firstLine: lineNumber, chunk: chunk)
+            chunk += 1
+        }
+        let total = chunk
+        return order.wait(until: { $0.nextToDeliver == total || ($0.stop && $0.inFlight == 0) }) { $0.summary }
+    }
+
+    /// Parses and prepares the lines of `bytes` in parallel, submits them, returns the next line number.
+    private func submit(_ bytes: [UInt8], firstLine: Int, chunk: Int) -> Int {
+        var starts: [Int] = []
+        var i = 0
+        while i < bytes.count {
+            starts.append(i)
+            while i < bytes.count && bytes[i] != 0x0A { i += 1 }
+            i += 1
+        }
+        let count = starts.count
+        let lineStarts = starts
+        let parts = count >= 256 ? 2 : 1
+        let slots = ResultSlots(count: count)
+        var linePolicy = self.policy
+        linePolicy.maxDataBytes = log.options.maxDataBytes
+        let policy = linePolicy
+        let mode = self.mode
+        bytes.withUnsafeBytes { raw in
+            let base = UncheckedPointer(raw)
+            DispatchQueue.concurrentPerform(iterations: parts) { part in
+                let lo = part * count / parts
+                let hi = (part + 1) * count / parts
+                for k in lo..<hi {
+                    let start = lineStarts[k]
+                    var end = k + 1 < count ? lineStarts[k + 1] - 1 : base.raw.count
+                    if end > start && base.raw[end - 1] == 0x0A { end -= 1 }
+                    if end > start && base.raw[end - 1] == 0x0D { end -= 1 }
+                    let line = UnsafeRawBufferPointer(rebasing: base.raw[start..<end])
+                    slots.set(k, LineIngest.prepare(line, policy: policy, mode: mode))
+                }
+            }
+        }
+        // Blank lines are skipped: not requests, not counted.
+        var prepared: [Result<[PreparedEvent], LedgerError>] = []
+        var lines: [Int] = []
+        prepared.reserveCapacity(count)
+        lines.reserveCapacity(count)
+        for (k, r) in slots.values.enumerated() {
+            if case .success(let events) = r, events.isEmpty { continue }
+            prepared.append(r)
+            lines.append(firstLine + k)
+        }
+        // Back-pressure: a few chunks in flight keep every stage busy without piling up memory.
+        order.wait(until: { $0.inFlight < 4 }) { $0.inFlight += 1 }
+        let lineNumbers = lines
+        log.submit(prepared) { [self] results in
+            finish(chunk: chunk, results.enumerated().map { LineResult(line: lineNumbers[$0.offset], result: $0.element) })
+        }
+        return firstLine + count
+    }
+
+    private func finish(chunk: Int, _ results: [LineResult]) {
+        order.update { state in
+            state.ready[chunk] = results
+            state.inFlight -= 1
+        }
+        // Deliver in order; whoever holds the next chunk delivers it (one at a time).
+        while true {
+            let next: [LineResult]? = order.update { state in
+                guard let r = state.ready.removeValue(forKey: state.nextToDeliver) else { return nil }
+                return r
+            }
+            guard let next else { return }
+            if !order.withLock({ $0.stop && $0.summary.firstRejection != nil }) { deliver(next) }
+            order.update { state in
+                for r in next {
+                    state.summary.lines += 1
+                    switch r.result {
+                    case .success(let a): state.summary.events += a.count
+                    case .failure(let e):
+                        state.summary.rejected += 1
+                        if state.summary.firstRejection == nil { state.summary.firstRejection = e }
+                        if stopOnRejection { state.stop = true }
+                    }
+                }
+                state.nextToDeliver += 1
+            }
+        }
+    }
+
+    /// One line → one prepared atomic request (empty for a blank line).
+    public static func prepare(_ line: UnsafeRawBufferPointer, policy: AppendPolicy, mode: Mode) -> Result<[PreparedEvent], LedgerError> {
+        var blank = true
+        for b in line where b != 0x20 && b != 0x09 {
+            blank = false
+            break
+        }
+        if blank { return .success([]) }
+        do {
+            let value = try JSONParser.parse(line)
+            let items: [JSONValue]
+            if case .array(let a) = value {
+                guard !a.isEmpty else { throw LedgerError(.invalidRequest, "an atomic batch needs at least one event") }
+                items = a
+            } else {
+                items = [value]
+            }
+            var requests: [AppendRequest] = []
+            var recorded: [RecordedPosition?] = []
+            for (i, item) in items.enumerated() {
+                do {
+                    switch mode {
+                    case .append:
+                        requests.append(try AppendRequest(json: item))
+                        recorded.append(nil)
+                    case .importRecords(let reproduce):
+                        let (request, position) = try AppendRequest.importRecord(json: item)
+                        requests.append(request)
+                        recorded.append(reproduce ? position : nil)
+                    }
+                } catch {
+                    throw items.count > 1 ? error.at(index: i) : error
+                }
+            }
+            return EventPreparer.prepare(request: requests, policy: policy, recorded: recorded)
+        } catch {
+            return .failure(LedgerError.wrap(error))
+        }
+    }
+}
+
+/// Slots filled from several threads, each index by exactly one.
+private final class ResultSlots: @unchecked Sendable {
+    private var storage: [Result<[PreparedEvent], LedgerError>?]
+    init(count: Int) { storage = Array(repeating: nil, count: count) }
+    func set(_ i: Int, _ value: Result<[PreparedEvent], LedgerError>) {
+        storage.withUnsafeMutableBufferPointer { $0[i] = value }
+    }
+    var values: [Result<[PreparedEvent], LedgerError>] { storage.map { $0! } }
+}
+
+private struct UncheckedPointer: @unchecked Sendable {
+    let raw: UnsafeRawBufferPointer
+    init(_ raw: UnsafeRawBufferPointer) { self.raw = raw }
+}

@@ -1,0 +1,164 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+public import LedgerCore
+
+/// What `ledger verify` found.
+public struct VerifyReport: Sendable {
+    public var segments = 0
+    public var batches = 0
+    public var events: Int64 = 0
+    public var bytes: Int64 = 0
+    /// `hash` of the last event checked (the head of the chain).
+    public var headHash = Hash256.zero
+    /// The first offset that failed, and why; nil when everything checked out.
+    public var badOffset: Int64?
+    public var problem: String?
+    public var isClean: Bool { problem == nil }
+}
+
+/// Re-checks a whole data directory without trusting anything in it: every batch's CRC-32C and
+/// framing, every record's canonical JSON against its binary header, each event's schema, and the
+/// whole hash chain (`Schemas/hashing.md`). Runs alongside a writer (it reads up to the durable head).
+public enum Verifier {
+    public static func verify(directory: String, progress: ((Int64) -> Void)? = nil) throws -> VerifyReport {
+        let set = try SegmentSet.openExternal(dataDirectory: directory)
+        let head = set.durableHead
+        var report = VerifyReport()
+        var expected: Int64 = 0
+        var previousHash = Hash256.zero
+        var previousTime: Int64 = Int64.min
+        var raw: [UInt8] = []
+        let payload = PayloadBuffer()
+        let catalog = EventCatalog.standard
+
+        func bad(_ offset: Int64, _ message: String, segment: Segment?) -> VerifyReport {
+            var r = report
+            r.badOffset = offset
+            r.problem = message
+            CorruptionMarker.write(directory, message: message, offset: offset, segment: segment.map { Segment.name($0.baseOffset) + ".log" })
+            return r
+        }
+
+        for segment in set.all {
+            if segment.baseOffset >= head && segment.baseOffset > 0 { break }
+            report.segments += 1
+            let name = Segment.name(segment.baseOffset) + ".log"
+            guard segment.baseOffset == expected else {
+                return bad(expected, "segment \(name) starts at offset \(segment.baseOffset), expected \(expected)", segment: segment)
+            }
+            let size = try FileIO.size(segment.fd, segment.logPath)
+            var position: Int64 = 0
+            while expected < head {
+                let read = try segment.readBatch(at: position, fileSize: size, into: &raw)
+                guard case .batch(let header) = read else {
+                    if case .end = read { break }
+                    let why: String
+                    switch read {
+                    case .damaged(let reason, _): why = reason
+                    case .truncated(let n): why = "the file ends \(n) bytes into a batch"
+                    default: why = "unreadable"
+                    }
+                    return bad(expected, "segment \(name) at byte \(position) (offset \(expected)): \(why)", segment: segment)
+                }
+                guard header.baseOffset == expected else {
+                    return bad(expected, "segment \(name) at byte \(position): batch starts at offset \(header.baseOffset), expected \(expected)", segment: segment)
+                }
+                do {
+                    try raw.withUnsafeBytes { r in
+                        try payload.fill(header: header, stored: UnsafeRawBufferPointer(rebasing: r[BatchHeader.size..<header.totalSize]))
+                    }
+                } catch let defect as RecordDefect {
+                    return bad(expected, "segment \(name) at byte \(position): \(defect.message)", segment: segment)
+                }
+                var recordPosition = 0
+                var firstTime: Int64? = nil
+                for offset in header.baseOffset..<header.nextOffset {
+                    let view: RecordView
+                    do {
+                        (view, recordPosition) = try payload.parse(at: recordPosition, offset: offset)
+                    } catch let defect as RecordDefect {
+                        return bad(offset, defect.message, segment: segment)
+                    }
+                    switch check(view, previousHash: previousHash, previousTime: previousTime, catalog: catalog) {
+                    case .failure(let problem):
+                        return bad(offset, "offset \(offset): \(problem.text)", segment: segment)
+                    case .success(let hash):
+                        previousHash = hash
+                    }
+                    firstTime = firstTime ?? view.time.milliseconds
+                    previousTime = view.time.milliseconds
+                    report.events += 1
+                }
+                if recordPosition != payload.length {
+                    return bad(header.baseOffset, "batch at offset \(header.baseOffset) holds bytes after its last record", segment: segment)
+                }
+                if header.lastHash != previousHash || header.firstTime != firstTime || header.lastTime != previousTime {
+                    return bad(header.baseOffset, "the header of the batch at offset \(header.baseOffset) does not match its records", segment: segment)
+                }
+                report.batches += 1
+                report.bytes += Int64(header.totalSize)
+                position += Int64(header.totalSize)
+                expected = header.nextOffset
+                progress?(expected)
+            }
+        }
+        guard expected == head else {
+            return bad(expected, "the log ends at offset \(expected), but its writer acknowledged up to \(head)", segment: nil)
+        }
+        report.headHash = previousHash
+        CorruptionMarker.clear(directory)
+        return report
+    }
+
+    struct Problem: Error {
+        var text: String
+    }
+
+    /// The record's `hash` if every check passes, else the first problem.
+    static func check(_ view: RecordView, previousHash: Hash256, previousTime: Int64, catalog: EventCatalog) -> Result<Hash256, Problem> {
+        var hash = Hash256.zero
+        if let text = problem(view, previousHash: previousHash, previousTime: previousTime, catalog: catalog, hash: &hash) {
+            return .failure(Problem(text: text))
+        }
+        return .success(hash)
+    }
+
+    static func problem(_ view: RecordView, previousHash: Hash256, previousTime: Int64, catalog: EventCatalog, hash: inout Hash256) -> String? {
+        let value: JSONValue
+        do {
+            value = try JSONParser.parse(view.json)
+        } catch {
+            return "the stored envelope is not JSON: \(error.message)"
+        }
+        guard let canonical = try? CanonicalJSON.encode(value), canonical.elementsEqual(view.json) else {
+            return "the stored envelope is not in RFC 8785 canonical form"
+        }
+        if let violation = catalog.envelopeSchema.validate(value) { return "envelope: \(violation)" }
+        let envelope: Envelope
+        do {
+            envelope = try Envelope(json: value)
+        } catch {
+            return "envelope: \(error.message)"
+        }
+        if envelope.offset != view.offset || envelope.id != view.id || envelope.version != view.version
+            || envelope.stream != view.stream || envelope.type != view.type || envelope.time != view.time
+        {
+            return "the envelope does not match its record header"
+        }
+        if envelope.prevHash != previousHash {
+            return "prevHash \(envelope.prevHash) is not the hash of the event before (\(previousHash)): the chain is broken"
+        }
+        if envelope.time.milliseconds < previousTime { return "time \(envelope.time) is before the time of the event before" }
+        guard let computed = try? envelope.computeHash() else { return "the envelope cannot be hashed" }
+        if computed != envelope.hash { return "hash \(envelope.hash) is not the SHA-256 of the envelope (\(computed)): it was altered" }
+        hash = computed
+        guard let type = catalog.type(envelope.type, schemaVersion: envelope.schemaVersion) else {
+            return "unknown type \(envelope.type) v\(envelope.schemaVersion)"
+        }
+        if let violation = type.schema.validate(.object(envelope.data)) { return "data: \(violation)" }
+        if envelope.stream != type.stream(for: envelope.data) { return "stream does not match data.\(type.streamKey)" }
+        return nil
+    }
+}
+

@@ -1,0 +1,50 @@
+import ArgumentParser
+import LedgerCore
+import Logging
+
+@main
+struct Ledger: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ledger",
+        abstract: "Platform Ledger: the event-sourced system of record of an AI platform.",
+        discussion: """
+            Every platform action is an immutable event in one append-only, hash-chained log. The \
+            embedded default is a directory of LZ4-compressed, CRC-checked segment files \
+            (--data-dir, default $LEDGER_DATA_DIR or ./ledger-data).
+
+            Exit codes: 0 success; 1 usage or internal error; 2 input rejected; 3 corruption found; \
+            4 the data directory is held by another writer.
+            """,
+        subcommands: [
+            DemoCommand.self, AppendCommand.self, ReadCommand.self, TailCommand.self, VerifyCommand.self,
+            StatsCommand.self, ImportCommand.self, BenchCommand.self,
+        ]
+    )
+
+    static func main() async {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = ProcessInfoLite.environment("LEDGER_LOG_LEVEL").flatMap(Logger.Level.init(rawValue:)) ?? .warning
+            return handler
+        }
+        do {
+            var command = try parseAsRoot()
+            if var async = command as? any AsyncParsableCommand {
+                try await async.run()
+            } else {
+                try command.run()
+            }
+        } catch let error as LedgerError {
+            Terminal.error(error.description)
+            Terminal.flush()
+            exitProcess(error.exitCode)
+        } catch let error as ExitCode {
+            Terminal.flush()
+            exitProcess(error.rawValue)
+        } catch {
+            Terminal.flush()
+            exit(withError: error)
+        }
+        Terminal.flush()
+    }
+}

@@ -1,0 +1,162 @@
+import ArgumentParser
+import LedgerCore
+import LedgerLog
+
+struct ReadFilters: ParsableArguments {
+    @Option(help: "First offset to print.")
+    var from: Int64 = 0
+    @Option(help: "Last offset to print (inclusive).")
+    var to: Int64?
+    @Option(help: "Only events of this stream.")
+    var stream: String?
+    @Option(help: "Only events of streams of this category (the text before the first '-').")
+    var category: String?
+    @Option(help: "Only events of this type.")
+    var type: String?
+
+    var filter: EventFilter { EventFilter(stream: stream, category: category, type: type) }
+
+    func validate() throws {
+        if from < 0 { throw ValidationError("--from must be ≥ 0") }
+        if let to, to < from { throw ValidationError("--to must be ≥ --from") }
+    }
+}
+
+struct ReadCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "read",
+        abstract: "Print events as NDJSON, exactly as hashed (plus hash).",
+        discussion: """
+            Each line is the RFC 8785 canonical JSON of one envelope, the bytes Schemas/hashing.md \
+            hashes with "hash" added in its sorted place. Reads alongside a running writer and \
+            sees only whole, durable batches.
+            """)
+
+    @OptionGroup var data: DataDirectory
+    @OptionGroup var filters: ReadFilters
+
+    func run() throws {
+        let reader = try LogReader(directory: data.resolved)
+        let cursor = reader.cursor(from: filters.from, end: filters.to.map { $0 + 1 }, filter: filters.filter)
+        try printAll(cursor)
+        Terminal.flush()
+    }
+}
+
+func printAll(_ cursor: LogCursor) throws {
+    var line: [UInt8] = []
+    while let view = try cursor.next() {
+        line.removeAll(keepingCapacity: true)
+        line.append(contentsOf: view.json)
+        line.append(0x0A)
+        Terminal.write(line)
+    }
+}
+
+struct TailCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tail",
+        abstract: "Print events like read, then follow new ones until interrupted.",
+        discussion: "Wakes on the writer's durable-head updates (inotify), without polling the disk.")
+
+    @OptionGroup var data: DataDirectory
+    @OptionGroup var filters: ReadFilters
+
+    @Option(help: "Stop after this many seconds without a new event (default: follow forever).")
+    var idleTimeout: Double?
+
+    func run() throws {
+        let reader = try LogReader(directory: data.resolved)
+        let watcher = try reader.headWatcher()
+        let cursor = reader.cursor(from: filters.from, end: filters.to.map { $0 + 1 }, filter: filters.filter)
+        var idle = 0.0
+        while true {
+            let before = cursor.nextOffset
+            try printAll(cursor)
+            Terminal.flush()
+            if let to = filters.to, cursor.nextOffset > to { return }
+            if cursor.nextOffset != before { idle = 0 }
+            let woke = watcher.wait(timeout: 1)
+            if !woke {
+                idle += 1
+                if let idleTimeout, idle >= idleTimeout { return }
+            }
+        }
+    }
+}
+
+struct VerifyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify",
+        abstract: "Re-check every batch CRC, every envelope and the whole hash chain.",
+        discussion: """
+            Exit code 3 names the first bad offset; the log then refuses writers until it is \
+            repaired and verify passes again. Runs alongside a writer.
+            """)
+
+    @OptionGroup var data: DataDirectory
+
+    @Option(help: "table or json.")
+    var format: OutputFormat = .table
+
+    func run() throws {
+        let start = monotonicSeconds()
+        let report = try Verifier.verify(directory: data.resolved)
+        let seconds = monotonicSeconds() - start
+        switch format {
+        case .json:
+            var o: JSONObject = [
+                "ok": .bool(report.isClean), "events": .number(Double(report.events)), "batches": .number(Double(report.batches)),
+                "segments": .number(Double(report.segments)), "bytes": .number(Double(report.bytes)),
+                "headHash": .string(report.headHash.description),
+            ]
+            if let bad = report.badOffset { o["badOffset"] = .number(Double(bad)) }
+            if let problem = report.problem { o["problem"] = .string(problem) }
+            Terminal.json(.object(o))
+        case .table:
+            if report.isClean {
+                Terminal.line("verify: ok — \(Format.count(report.events)) events in \(report.batches) batches, \(report.segments) segment(s), \(Format.bytes(report.bytes)); every CRC-32C, envelope and hash checked in \(Format.fixed(seconds, 2)) s")
+                Terminal.line("head hash: \(report.headHash)")
+            }
+        }
+        if let problem = report.problem {
+            throw LedgerError(.corrupt, "first bad offset \(report.badOffset ?? -1): \(problem)")
+        }
+    }
+}
+
+enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
+    case table, json
+}
+
+struct StatsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "stats", abstract: "Segments, events, bytes on disk, compression ratio, head offset.")
+
+    @OptionGroup var data: DataDirectory
+    @Option(help: "table or json.")
+    var format: OutputFormat = .table
+
+    func run() throws {
+        let reader = try LogReader(directory: data.resolved)
+        let stats = try reader.statistics()
+        switch format {
+        case .json:
+            Terminal.json([
+                "events": .number(Double(stats.events)), "head": .number(Double(stats.head)),
+                "segments": .number(Double(stats.segments.count)), "streams": .number(Double(stats.streams)), "batches": .number(Double(stats.batches)),
+                "bytesOnDisk": .number(Double(stats.bytesOnDisk)), "uncompressedBytes": .number(Double(stats.uncompressedBytes)),
+                "compressionRatio": .number((stats.compressionRatio * 1000).rounded() / 1000),
+            ])
+        case .table:
+            Terminal.line("events       \(Format.count(stats.events)) (head offset \(stats.head))")
+            Terminal.line("batches      \(Format.count(stats.batches))")
+            Terminal.line("streams      \(Format.count(stats.streams))")
+            Terminal.line("segments     \(stats.segments.count)")
+            Terminal.line("on disk      \(Format.bytes(stats.bytesOnDisk)) (\(Format.bytes(stats.uncompressedBytes)) uncompressed, ratio \(Format.fixed(stats.compressionRatio, 2)))")
+            var table = Table(["segment", "base offset", "bytes"], numeric: [1, 2])
+            for s in stats.segments { table.add([s.name, String(s.baseOffset), Format.bytes(s.bytes)]) }
+            Terminal.line(table.render())
+        }
+    }
+}
