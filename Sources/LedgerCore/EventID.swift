@@ -65,15 +65,42 @@ public struct EventID: Sendable, Hashable, Comparable, CustomStringConvertible {
         return String(decoding: out, as: UTF8.self)
     }
 
+    /// Appends the 36 bytes of the text form to `writer`.
+    @inline(__always)
+    public func append(to writer: ByteWriter) {
+        writer.write(maximum: 36) { p in
+            let digits = hexDigits.utf8Start
+            var j = 0
+            for i in 0..<32 {
+                if i == 8 || i == 12 || i == 16 || i == 20 {
+                    p[j] = 0x2D
+                    j += 1
+                }
+                let word = i < 16 ? high : low
+                p[j] = digits[Int((word >> UInt64(60 - 4 * (i % 16))) & 0xF)]
+                j += 1
+            }
+            return 36
+        }
+    }
+
     /// Appends the 36 bytes of the text form to `out`.
     public func append(to out: inout [UInt8]) {
-        let hex: StaticString = "0123456789abcdef"
-        let digits = hex.utf8Start
-        for i in 0..<32 {
-            if i == 8 || i == 12 || i == 16 || i == 20 { out.append(0x2D) }
-            let word = i < 16 ? high : low
-            let shift = UInt64(60 - 4 * (i % 16))
-            out.append(digits[Int((word >> shift) & 0xF)])
+        let start = out.count
+        out.append(contentsOf: repeatElement(0, count: 36))
+        out.withUnsafeMutableBufferPointer { buffer in
+            let p = buffer.baseAddress! + start
+            let digits = hexDigits.utf8Start
+            var j = 0
+            for i in 0..<32 {
+                if i == 8 || i == 12 || i == 16 || i == 20 {
+                    p[j] = 0x2D
+                    j += 1
+                }
+                let word = i < 16 ? high : low
+                p[j] = digits[Int((word >> UInt64(60 - 4 * (i % 16))) & 0xF)]
+                j += 1
+            }
         }
     }
 

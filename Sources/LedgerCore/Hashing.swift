@@ -1,5 +1,7 @@
 public import Crypto
 
+let hexDigits: StaticString = "0123456789abcdef"
+
 /// A SHA-256 digest, printed as 64 lowercase hex digits.
 public struct Hash256: Sendable, Hashable, CustomStringConvertible {
     /// The 32 bytes as four big-endian words.
@@ -18,7 +20,17 @@ public struct Hash256: Sendable, Hashable, CustomStringConvertible {
     }
 
     public init(_ digest: SHA256.Digest) {
-        self = digest.withUnsafeBytes { Hash256(bytes: $0) }
+        self = digest.withUnsafeBytes { Hash256(raw: $0) }
+    }
+
+    /// From 32 raw bytes (big-endian words).
+    @inline(__always)
+    public init(raw: UnsafeRawBufferPointer) {
+        let p = raw.baseAddress!
+        words = (
+            UInt64(bigEndian: p.loadUnaligned(as: UInt64.self)), UInt64(bigEndian: p.loadUnaligned(fromByteOffset: 8, as: UInt64.self)),
+            UInt64(bigEndian: p.loadUnaligned(fromByteOffset: 16, as: UInt64.self)), UInt64(bigEndian: p.loadUnaligned(fromByteOffset: 24, as: UInt64.self))
+        )
     }
 
     /// SHA-256 of `bytes`.
@@ -88,21 +100,49 @@ public struct Hash256: Sendable, Hashable, CustomStringConvertible {
         return String(decoding: out, as: UTF8.self)
     }
 
+    /// Appends the 64 hex digits to `writer`.
+    @inline(__always)
+    public func appendHex(to writer: ByteWriter) {
+        writer.write(maximum: 64) { p in
+            let digits = hexDigits.utf8Start
+            @inline(__always) func emit(_ w: UInt64, _ at: Int) {
+                var s: UInt64 = 64
+                var i = at
+                while s > 0 {
+                    s -= 4
+                    p[i] = digits[Int((w >> s) & 0xF)]
+                    i += 1
+                }
+            }
+            emit(words.0, 0)
+            emit(words.1, 16)
+            emit(words.2, 32)
+            emit(words.3, 48)
+            return 64
+        }
+    }
+
     /// Appends the 64 hex digits to `out`.
     public func appendHex(to out: inout [UInt8]) {
-        let hex: StaticString = "0123456789abcdef"
-        let digits = hex.utf8Start
-        @inline(__always) func emit(_ w: UInt64) {
-            var s: UInt64 = 64
-            while s > 0 {
-                s -= 4
-                out.append(digits[Int((w >> s) & 0xF)])
+        let start = out.count
+        out.append(contentsOf: repeatElement(0, count: 64))
+        out.withUnsafeMutableBufferPointer { buffer in
+            let p = buffer.baseAddress! + start
+            let digits = hexDigits.utf8Start
+            @inline(__always) func emit(_ w: UInt64, _ at: Int) {
+                var s: UInt64 = 64
+                var i = at
+                while s > 0 {
+                    s -= 4
+                    p[i] = digits[Int((w >> s) & 0xF)]
+                    i += 1
+                }
             }
+            emit(words.0, 0)
+            emit(words.1, 16)
+            emit(words.2, 32)
+            emit(words.3, 48)
         }
-        emit(words.0)
-        emit(words.1)
-        emit(words.2)
-        emit(words.3)
     }
 
     public static func == (a: Hash256, b: Hash256) -> Bool { a.words == b.words }

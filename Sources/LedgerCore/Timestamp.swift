@@ -50,6 +50,15 @@ public struct Timestamp: Sendable, Hashable, Comparable, CustomStringConvertible
         return String(decoding: bytes, as: UTF8.self)
     }
 
+    /// Appends the 24 bytes of the text form to `writer`.
+    @inline(__always)
+    public func append(to writer: ByteWriter) {
+        writer.write(maximum: 24) { p in
+            write(into: p)
+            return 24
+        }
+    }
+
     /// Appends the 24 bytes of the text form to `out`.
     public func append(to out: inout [UInt8]) {
         let start = out.count
@@ -58,6 +67,10 @@ public struct Timestamp: Sendable, Hashable, Comparable, CustomStringConvertible
     }
 
     func write(into out: inout [UInt8], at start: Int) {
+        out.withUnsafeMutableBufferPointer { write(into: $0.baseAddress! + start) }
+    }
+
+    func write(into p: UnsafeMutablePointer<UInt8>) {
         var days = milliseconds / Timestamp.millisecondsPerDay
         var ms = milliseconds % Timestamp.millisecondsPerDay
         if ms < 0 {
@@ -67,25 +80,27 @@ public struct Timestamp: Sendable, Hashable, Comparable, CustomStringConvertible
         let (year, month, day) = Timestamp.civilFromDays(Int(days))
         func put(_ value: Int, _ at: Int, _ count: Int) {
             var v = value
-            for i in stride(from: at + count - 1, through: at, by: -1) {
-                out[start + i] = UInt8(48 + v % 10)
+            var i = at + count - 1
+            while i >= at {
+                p[i] = UInt8(48 + v % 10)
                 v /= 10
+                i -= 1
             }
         }
         put(year, 0, 4)
-        out[start + 4] = 0x2D
+        p[4] = 0x2D
         put(month, 5, 2)
-        out[start + 7] = 0x2D
+        p[7] = 0x2D
         put(day, 8, 2)
-        out[start + 10] = 0x54
+        p[10] = 0x54
         put(Int(ms / 3_600_000), 11, 2)
-        out[start + 13] = 0x3A
+        p[13] = 0x3A
         put(Int(ms / 60_000 % 60), 14, 2)
-        out[start + 16] = 0x3A
+        p[16] = 0x3A
         put(Int(ms / 1000 % 60), 17, 2)
-        out[start + 19] = 0x2E
+        p[19] = 0x2E
         put(Int(ms % 1000), 20, 3)
-        out[start + 23] = 0x5A
+        p[23] = 0x5A
     }
 
     /// The start of the UTC day holding this instant.

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import LedgerCore
 import Logging
+import Synchronization
 
 /// The single writer of a segment log, as three threads behind the callers:
 ///
@@ -62,11 +63,14 @@ final class AppendPipeline: @unchecked Sendable {
     let sync: ConditionLock<SyncState>
     let heads: HeadSignal
 
+    /// Payload buffers the writer has finished with, for the sequencer to fill again.
+    private let recycled = ConditionLock<[ByteWriter]>([])
     // Sequencer thread only.
-    private var next: Int64
-    private var lastHash: Hash256
-    private var lastTime: Int64
-    private var random: Xoshiro256
+    private let tailWriter = ByteWriter(capacity: 512)
+    @exclusivity(unchecked) private var next: Int64
+    @exclusivity(unchecked) private var lastHash: Hash256
+    @exclusivity(unchecked) private var lastTime: Int64
+    @exclusivity(unchecked) private var random: Xoshiro256
 
     init(options: LogOptions, set: SegmentSet, index: IndexStore, head: Int64, lastHash: Hash256, lastTime: Int64, heads: HeadSignal) {
         self.options = options
@@ -160,7 +164,7 @@ final class AppendPipeline: @unchecked Sendable {
             index.ids.refreshView()
             index.streams.refreshView()
             let now = max(options.clock().milliseconds, lastTime)
-            var builder = BatchBuilder(baseOffset: next, capacity: 1 << 16)
+            var builder = newBuilder(at: next)
             for submission in taken {
                 var results: [Result<[AppendResult], LedgerError>] = []
                 results.reserveCapacity(submission.requests.count)
@@ -174,7 +178,7 @@ final class AppendPipeline: @unchecked Sendable {
                         results.append(result)
                         need = max(need, needs)
                     }
-                    if builder.payload.count >= options.maxBatchBytes {
+                    if builder.payloadBytes >= options.maxBatchBytes {
                         hand(&builder)
                     }
                 }
@@ -189,9 +193,15 @@ final class AppendPipeline: @unchecked Sendable {
     private func hand(_ builder: inout BatchBuilder) {
         guard !builder.isEmpty else { return }
         let full = builder
-        builder = BatchBuilder(baseOffset: full.nextOffset, capacity: 1 << 16)
+        builder = newBuilder(at: full.nextOffset)
         writeQueue.wait(until: { $0.batches.count < 4 }) { $0.batches.append(full) }
         writeQueue.broadcast()
+    }
+
+    /// A builder over a recycled payload buffer (the writer hands them back once written).
+    private func newBuilder(at offset: Int64) -> BatchBuilder {
+        let payload = recycled.withLock { $0.popLast() } ?? ByteWriter(capacity: 1 << 20)
+        return BatchBuilder(baseOffset: offset, payload: payload, tail: tailWriter)
     }
 
     /// Completes now if nothing needs to become durable, else when the syncer gets there.
@@ -216,32 +226,35 @@ final class AppendPipeline: @unchecked Sendable {
     private func sequenceOrThrow(_ events: [PreparedEvent], now: Int64, builder: inout BatchBuilder) throws -> (Result<[AppendResult], LedgerError>, Int64) {
         guard !events.isEmpty else { throw LedgerError(.invalidRequest, "an append request needs at least one event") }
         var bytes = 0
-        for e in events { bytes += e.canonicalData.count }
+        for e in events { bytes += e.head.dataCount }
         guard bytes <= options.maxRequestBytes else {
             throw LedgerError(.batchTooLarge, "the request's events hold \(bytes) bytes of data; the limit for one atomic request is \(options.maxRequestBytes) bytes")
         }
         // Idempotency first: a retry of a request that landed returns where it landed.
         var hits: [(Int, Int64)] = []
-        var seen: Set<EventID> = []
-        for (i, e) in events.enumerated() {
-            guard let id = e.id else { continue }
+        var seen = KeyTable(capacity: events.count > 1 ? events.count : 1)
+        for i in events.indices {
+            guard let id = events[i].id else { continue }
+            let key = IndexKey(id: id)
             if events.count > 1 {
-                guard seen.insert(id).inserted else { throw LedgerError(.duplicateID, "id \(id) appears twice in the request", index: i) }
+                guard seen.lookup(key) == nil else { throw LedgerError(.duplicateID, "id \(id) appears twice in the request", index: i) }
+                seen.set(key, UInt64(i))
             }
-            if let offset = index.ids.lookup(IndexKey(id: id)) { hits.append((i, Int64(offset))) }
+            if let offset = index.ids.lookup(key) { hits.append((i, Int64(offset))) }
         }
         if !hits.isEmpty {
             return (.success(try replayedResults(events, hits: hits, builder: builder)), hits.map(\.1).max()! + 1)
         }
         // Expected versions, against the streams' state before the request.
-        let keys = events.map { IndexKey(stream: $0.stream) }
-        var versions: [IndexKey: Int64] = [:]
-        for (i, e) in events.enumerated() {
-            let key = keys[i]
+        // Versions are stored + 1 so that a stream without events (-1) fits the table.
+        var versions = KeyTable(capacity: events.count)
+        for i in events.indices {
+            let e = events[i]
+            let key = IndexKey(hi: e.streamKey.0, lo: e.streamKey.1)
             let current: Int64
-            if let v = versions[key] { current = v } else {
+            if let v = versions.lookup(key) { current = Int64(v) - 1 } else {
                 current = index.streams.lookup(key).map { Int64($0) } ?? -1
-                versions[key] = current
+                versions.set(key, UInt64(current + 1))
             }
             let ok: Bool
             switch e.expectedVersion {
@@ -263,9 +276,11 @@ final class AppendPipeline: @unchecked Sendable {
         var ids: [EventID] = []
         ids.reserveCapacity(events.count)
         do {
-            for (i, e) in events.enumerated() {
-                let version = versions[keys[i]]! + 1
-                versions[keys[i]] = version
+            for i in events.indices {
+                let e = events[i]
+                let key = IndexKey(hi: e.streamKey.0, lo: e.streamKey.1)
+                let version = Int64(versions.lookup(key)!)
+                versions.set(key, UInt64(version + 1))
                 let time: Int64
                 if let own = e.time {
                     guard own.milliseconds >= lastTime else {
@@ -280,7 +295,7 @@ final class AppendPipeline: @unchecked Sendable {
                     actor: e.actor, causationId: e.causationId, correlationId: e.correlationId, id: id, offset: next,
                     prevHash: lastHash, schemaVersion: e.schemaVersion, stream: e.stream, time: Timestamp(milliseconds: time),
                     type: e.type, version: version)
-                let hash = builder.append(fields, data: e.canonicalData)
+                let hash = builder.append(fields, head: e.head)
                 if let recorded = e.recorded {
                     try check(recorded, offset: next, version: version, prevHash: lastHash, hash: hash, index: i)
                 }
@@ -297,7 +312,7 @@ final class AppendPipeline: @unchecked Sendable {
         }
         for (i, r) in results.enumerated() {
             index.ids.insert(IndexKey(id: ids[i]), UInt64(r.offset))
-            index.streams.insert(keys[i], UInt64(r.version))
+            index.streams.insert(IndexKey(hi: events[i].streamKey.0, lo: events[i].streamKey.1), UInt64(r.version))
         }
         return (.success(results), next)
     }
@@ -326,11 +341,12 @@ final class AppendPipeline: @unchecked Sendable {
         for (i, offset) in hits {
             let e = events[i]
             let original = try fetch(offset, builder: builder)
-            if original.stream != e.stream || original.type != e.type || original.data != e.canonicalData {
+            let same = original.data.elementsEqual(e.canonicalData)
+            if original.stream != e.stream || original.type != e.type || !same {
                 var differs: [String] = []
                 if original.stream != e.stream { differs.append("stream \(original.stream)") }
                 if original.type != e.type { differs.append("type \(original.type)") }
-                if original.data != e.canonicalData { differs.append("different data") }
+                if !same { differs.append("different data") }
                 throw LedgerError(
                     .duplicateID,
                     "id \(e.id!) is already used at offset \(offset) by another event (\(differs.joined(separator: ", "))); choose a new id",
@@ -384,6 +400,8 @@ final class AppendPipeline: @unchecked Sendable {
             if sync.withLock({ $0.failure }) != nil { continue }
             do {
                 try write(batch, buffer: &stored)
+                let payload = batch.payload
+                recycled.withLock { if $0.count < 8 { $0.append(payload) } }
             } catch {
                 fail(LedgerError(.writerFailed, "writing offsets \(batch.baseOffset)..<\(batch.nextOffset): \(LedgerError.wrap(error).message); the log accepts no more appends (restart to recover)"))
             }
@@ -392,7 +410,7 @@ final class AppendPipeline: @unchecked Sendable {
 
     private func write(_ batch: BatchBuilder, buffer stored: inout [UInt8]) throws {
         RecordBatch.seal(
-            payload: batch.payload, baseOffset: batch.baseOffset, count: batch.count, firstTime: batch.firstTime,
+            payload: batch.payload.bytes, baseOffset: batch.baseOffset, count: batch.count, firstTime: batch.firstTime,
             lastTime: batch.lastTime, lastHash: batch.lastHash, into: &stored)
         var active = segmentSet.all.last!
         var size = active.snapshot.size

@@ -1,26 +1,33 @@
 import LedgerCore
 
 /// An uncompressed record batch being filled by the sequencer: records are written straight into
-/// the payload, and each event's envelope is hashed from the same bytes (head + tail, without
-/// re-encoding).
+/// the payload; each prepared event brings its canonical envelope head and the SHA-256 state
+/// after it, so only the tail (id, offset, prevHash, …) is written and hashed here.
 struct BatchBuilder {
     let baseOffset: Int64
     private(set) var count = 0
-    private(set) var payload: [UInt8] = []
+    /// The payload; recycled between batches (see ``AppendPipeline``).
+    let payload: ByteWriter
     private(set) var recordStarts: [Int] = []
     private(set) var firstTime: Int64 = 0
     private(set) var lastTime: Int64 = 0
     private(set) var lastHash: Hash256 = .zero
-    private var tail: [UInt8] = []
+    private let tail: ByteWriter
+
+    init(baseOffset: Int64, payload: ByteWriter, tail: ByteWriter) {
+        self.baseOffset = baseOffset
+        self.payload = payload
+        self.tail = tail
+        payload.reset()
+    }
 
     init(baseOffset: Int64, capacity: Int) {
-        self.baseOffset = baseOffset
-        payload.reserveCapacity(capacity)
-        tail.reserveCapacity(512)
+        self.init(baseOffset: baseOffset, payload: ByteWriter(capacity: capacity), tail: ByteWriter(capacity: 512))
     }
 
     var nextOffset: Int64 { baseOffset + Int64(count) }
     var isEmpty: Bool { count == 0 }
+    var payloadBytes: Int { payload.count }
 
     struct Mark {
         var count: Int
@@ -35,39 +42,46 @@ struct BatchBuilder {
     /// Drops everything appended since `mark` (a request that failed part-way).
     mutating func rollback(to mark: Mark) {
         count = mark.count
-        payload.removeLast(payload.count - mark.payloadCount)
+        payload.truncate(to: mark.payloadCount)
         recordStarts.removeLast(recordStarts.count - mark.count)
         lastTime = mark.lastTime
         firstTime = mark.firstTime
         lastHash = mark.lastHash
     }
 
-    /// Appends one event's record and returns its `hash`.
+    /// Appends one event's record from an unprepared head (tests, tools) and returns its `hash`.
     mutating func append(_ fields: EnvelopeFields, data: [UInt8]) -> Hash256 {
-        let start = payload.count
+        var head: [UInt8] = []
+        fields.writeHead(data: data, into: &head)
+        return appendRecord(fields, head: head) { tail in head.withUnsafeBytes { h in Hash256.of(h, tail) } }
+    }
+
+    /// Appends one prepared event's record and returns its `hash`.
+    mutating func append(_ fields: EnvelopeFields, head: EnvelopeHead) -> Hash256 {
+        appendRecord(fields, head: head.bytes) { head.hash(tail: $0) }
+    }
+
+    private mutating func appendRecord(_ fields: EnvelopeFields, head: [UInt8], hash computeHash: (UnsafeRawBufferPointer) -> Hash256) -> Hash256 {
+        let p = payload
+        let start = p.count
         recordStarts.append(start)
-        payload.appendLE(UInt32(0))  // length, patched below
-        payload.append(0)
-        payload.appendLE(fields.id.high.bigEndian)
-        payload.appendLE(fields.id.low.bigEndian)
-        payload.appendLE(fields.time.milliseconds)
-        payload.appendLE(fields.version)
-        payload.appendLE(UInt16(fields.stream.utf8.count))
-        payload.append(contentsOf: fields.stream.utf8)
-        payload.appendLE(UInt16(fields.type.utf8.count))
-        payload.append(contentsOf: fields.type.utf8)
-        let jsonStart = payload.count
-        fields.writeHead(data: data, into: &payload)
-        let headEnd = payload.count
-        tail.removeAll(keepingCapacity: true)
-        fields.writeTail(into: &tail)
-        let hash = payload.withUnsafeBytes { p in
-            tail.withUnsafeBytes { t in Hash256.of(UnsafeRawBufferPointer(rebasing: p[jsonStart..<headEnd]), t) }
-        }
-        EnvelopeFields.writeHash(hash, into: &payload)
-        payload.append(contentsOf: tail)
-        let length = UInt32(payload.count - start - 4)
-        payload.withUnsafeMutableBytes { $0.baseAddress!.putLE(length, at: start) }
+        p.appendLE(UInt32(0))  // length, patched below
+        p.append(0)
+        p.appendLE(fields.id.high.bigEndian)
+        p.appendLE(fields.id.low.bigEndian)
+        p.appendLE(fields.time.milliseconds)
+        p.appendLE(fields.version)
+        p.appendLE(UInt16(fields.stream.utf8.count))
+        p.append(utf8: fields.stream)
+        p.appendLE(UInt16(fields.type.utf8.count))
+        p.append(utf8: fields.type)
+        p.append(head)
+        tail.reset()
+        fields.writeTail(into: tail)
+        let hash = computeHash(tail.bytes)
+        EnvelopeFields.writeHash(hash, into: p)
+        p.append(tail.bytes)
+        p.patchLE(UInt32(p.count - start - 4), at: start)
         if count == 0 { firstTime = fields.time.milliseconds }
         lastTime = fields.time.milliseconds
         lastHash = hash
@@ -78,9 +92,7 @@ struct BatchBuilder {
     /// The record of `offset` (which must be in this batch).
     func withRecord<R>(at offset: Int64, _ body: (RecordView) throws -> R) throws -> R {
         let i = Int(offset - baseOffset)
-        return try payload.withUnsafeBytes { p in
-            let (view, _) = try RecordView.parse(p, at: recordStarts[i], offset: offset)
-            return try body(view)
-        }
+        let (view, _) = try RecordView.parse(payload.bytes, at: recordStarts[i], offset: offset)
+        return try body(view)
     }
 }

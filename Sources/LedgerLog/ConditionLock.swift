@@ -83,9 +83,15 @@ func startThread(name: String, _ body: @escaping @Sendable () -> Void) {
     var thread = pthread_t()
     let result = pthread_create(&thread, nil, { raw in
         let box = Unmanaged<ThreadBody>.fromOpaque(raw!).takeRetainedValue()
+        _ = setThreadName(pthread_self(), String(box.name.prefix(15)))
         box.body()
         return nil
     }, box)
     precondition(result == 0, "pthread_create failed: \(result)")
     pthread_detach(thread)
 }
+
+/// glibc's pthread_setname_np (a GNU extension the Glibc module does not export): names the
+/// log's threads in `top -H`, `perf` and core dumps.
+@_silgen_name("pthread_setname_np")
+private func setThreadName(_ thread: pthread_t, _ name: UnsafePointer<CChar>) -> Int32

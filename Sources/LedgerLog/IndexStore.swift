@@ -125,8 +125,8 @@ final class IndexStore: @unchecked Sendable {
     private func freeze() {
         let idTable = ids.memtable
         let streamTable = streams.memtable
-        ids.memtable = [:]
-        streams.memtable = [:]
+        ids.memtable = KeyTable(capacity: 1 << 16)
+        streams.memtable = KeyTable(capacity: 1 << 16)
         ids.levels.withLock { $0.frozen = idTable }
         streams.levels.withLock { $0.frozen = streamTable }
         ids.refreshView()
@@ -211,11 +211,11 @@ final class IndexStore: @unchecked Sendable {
         return kind + "-" + String(repeating: "0", count: max(0, 10 - digits.count)) + digits + ".run"
     }
 
-    private func writeRun(_ table: [IndexKey: UInt64], kind: String) throws -> IndexRun {
-        let sorted = table.sorted { $0.key < $1.key }
+    private func writeRun(_ table: KeyTable, kind: String) throws -> IndexRun {
+        let sorted = table.sortedEntries()
         let name = nextRunName(kind)
         let path = directory + "/" + name
-        try IndexRun.write(path: path + ".tmp", count: sorted.count) { (sorted[$0].key, sorted[$0].value) }
+        try IndexRun.write(path: path + ".tmp", count: sorted.count) { sorted[$0] }
         try FileIO.rename(path + ".tmp", path)
         return try IndexRun(path: path, name: name)
     }

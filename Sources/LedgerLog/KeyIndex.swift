@@ -10,14 +10,14 @@ import Synchronization
 final class KeyIndex: @unchecked Sendable {
     struct Levels {
         /// A memtable being written out as a run.
-        var frozen: [IndexKey: UInt64]?
+        var frozen: KeyTable?
         var runs: [IndexRun]
     }
 
     let kind: String
-    var memtable: [IndexKey: UInt64] = [:]
+    @exclusivity(unchecked) var memtable = KeyTable(capacity: 1 << 16)
     let levels: Mutex<Levels>
-    private(set) var view: Levels
+    @exclusivity(unchecked) private(set) var view: Levels
 
     init(kind: String, runs: [IndexRun]) {
         self.kind = kind
@@ -29,15 +29,15 @@ final class KeyIndex: @unchecked Sendable {
     func refreshView() { view = levels.withLock { $0 } }
 
     @inline(__always) func lookup(_ key: IndexKey) -> UInt64? {
-        if let v = memtable[key] { return v }
-        if let frozen = view.frozen, let v = frozen[key] { return v }
+        if let v = memtable.lookup(key) { return v }
+        if let frozen = view.frozen, let v = frozen.lookup(key) { return v }
         for run in view.runs {
             if let v = run.lookup(key) { return v }
         }
         return nil
     }
 
-    @inline(__always) func insert(_ key: IndexKey, _ value: UInt64) { memtable[key] = value }
+    @inline(__always) func insert(_ key: IndexKey, _ value: UInt64) { memtable.set(key, value) }
 
     var runCount: Int { levels.withLock { $0.runs.count } }
     var entriesOnDisk: Int { levels.withLock { $0.runs.reduce(0) { $0 + $1.count } } }

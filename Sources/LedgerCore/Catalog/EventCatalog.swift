@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// One event type of the catalog, as its schema file in `Schemas/events/` defines it.
 public struct EventType: Sendable {
     /// e.g. `job.queued`.
@@ -17,6 +21,20 @@ public struct EventType: Sendable {
     public func stream(for data: JSONObject) -> String? {
         guard let key = data[streamKey]?.stringValue else { return nil }
         return streamCategory + "-" + key
+    }
+
+    /// Whether `stream` is `<streamCategory>-<data[streamKey]>` (without building that string).
+    public func isStream(_ stream: String, of data: JSONObject) -> Bool {
+        guard case .string(let value)? = data[streamKey] else { return false }
+        let categoryCount = streamCategory.utf8.count
+        var stream = stream
+        var key = value
+        var category = streamCategory
+        return stream.withUTF8 { s in
+            guard s.count == categoryCount + 1 + key.utf8.count, s[categoryCount] == 0x2D else { return false }
+            let categoryMatches = category.withUTF8 { c in memcmp(s.baseAddress!, c.baseAddress!, categoryCount) == 0 }
+            return categoryMatches && key.withUTF8 { k in k.count == 0 || memcmp(s.baseAddress! + categoryCount + 1, k.baseAddress!, k.count) == 0 }
+        }
     }
 }
 

@@ -1,3 +1,5 @@
+import Crypto
+
 /// One event as stored in the log and printed by `ledger read` (EVENTS.md, `Schemas/envelope.v1.json`).
 public struct Envelope: Sendable, Equatable {
     public var offset: Int64
@@ -161,51 +163,106 @@ public struct EnvelopeFields: Sendable {
 
     /// `{"actor":…,["causationId":…,]["correlationId":…,]"data":<data>` (data already canonical).
     public func writeHead(data: [UInt8], into out: inout [UInt8]) {
-        Self.literal("{\"actor\":", &out)
-        CanonicalJSON.writeString(actor, into: &out)
+        let w = ByteWriter(capacity: data.count + 128)
+        Self.writeHead(actor: actor, causationId: causationId, correlationId: correlationId, into: w)
+        w.append(data)
+        out.append(contentsOf: w.bytes)
+    }
+
+    /// The head up to `"data":` — the data's canonical bytes follow.
+    public static func writeHead(actor: String, causationId: EventID?, correlationId: String?, into w: ByteWriter) {
+        w.append("{\"actor\":")
+        w.appendJSONString(actor)
         if let causationId {
-            Self.literal(",\"causationId\":\"", &out)
-            causationId.append(to: &out)
-            out.append(UInt8(ascii: "\""))
+            w.append(",\"causationId\":\"")
+            causationId.append(to: w)
+            w.append(UInt8(ascii: "\""))
         }
         if let correlationId {
-            Self.literal(",\"correlationId\":", &out)
-            CanonicalJSON.writeString(correlationId, into: &out)
+            w.append(",\"correlationId\":")
+            w.appendJSONString(correlationId)
         }
-        Self.literal(",\"data\":", &out)
-        out.append(contentsOf: data)
+        w.append(",\"data\":")
     }
 
     /// `,"hash":"<64 hex>"`.
+    public static func writeHash(_ hash: Hash256, into w: ByteWriter) {
+        w.append(",\"hash\":\"")
+        hash.appendHex(to: w)
+        w.append(UInt8(ascii: "\""))
+    }
+
     public static func writeHash(_ hash: Hash256, into out: inout [UInt8]) {
-        literal(",\"hash\":\"", &out)
-        hash.appendHex(to: &out)
-        out.append(UInt8(ascii: "\""))
+        let w = ByteWriter(capacity: 80)
+        writeHash(hash, into: w)
+        out.append(contentsOf: w.bytes)
     }
 
     /// `,"id":…,"offset":…,"prevHash":…,"schemaVersion":…,"stream":…,"time":…,"type":…,"version":…}`.
+    public func writeTail(into w: ByteWriter) {
+        w.append(",\"id\":\"")
+        id.append(to: w)
+        w.append("\",\"offset\":")
+        w.appendDecimal(offset)
+        w.append(",\"prevHash\":\"")
+        prevHash.appendHex(to: w)
+        w.append("\",\"schemaVersion\":")
+        w.appendDecimal(Int64(schemaVersion))
+        w.append(",\"stream\":")
+        w.appendJSONString(stream)
+        w.append(",\"time\":\"")
+        time.append(to: w)
+        w.append("\",\"type\":")
+        w.appendJSONString(type)
+        w.append(",\"version\":")
+        w.appendDecimal(version)
+        w.append(UInt8(ascii: "}"))
+    }
+
     public func writeTail(into out: inout [UInt8]) {
-        Self.literal(",\"id\":\"", &out)
-        id.append(to: &out)
-        Self.literal("\",\"offset\":", &out)
-        CanonicalJSON.appendInteger(offset, to: &out)
-        Self.literal(",\"prevHash\":\"", &out)
-        prevHash.appendHex(to: &out)
-        Self.literal("\",\"schemaVersion\":", &out)
-        CanonicalJSON.appendInteger(Int64(schemaVersion), to: &out)
-        Self.literal(",\"stream\":", &out)
-        CanonicalJSON.writeString(stream, into: &out)
-        Self.literal(",\"time\":\"", &out)
-        time.append(to: &out)
-        Self.literal("\",\"type\":", &out)
-        CanonicalJSON.writeString(type, into: &out)
-        Self.literal(",\"version\":", &out)
-        CanonicalJSON.appendInteger(version, to: &out)
-        out.append(UInt8(ascii: "}"))
+        let w = ByteWriter(capacity: 320)
+        writeTail(into: w)
+        out.append(contentsOf: w.bytes)
     }
 
     @inline(__always)
     static func literal(_ s: StaticString, _ out: inout [UInt8]) {
         out.append(contentsOf: UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
+    }
+}
+
+/// The canonical head of an envelope (every member up to and including `data`) with the SHA-256
+/// state after it. Prepared in parallel ahead of the writer, so that the writer only hashes the tail.
+public struct EnvelopeHead: Sendable {
+    /// `{"actor":…,"data":<canonical data>`.
+    public let bytes: [UInt8]
+    /// Where the canonical data starts in `bytes`.
+    public let dataStart: Int
+    private let hasher: SHA256
+
+    public init(actor: String, causationId: EventID?, correlationId: String?, data: JSONObject, scratch: ByteWriter? = nil) throws(LedgerError) {
+        let w = scratch ?? ByteWriter(capacity: 512)
+        w.reset()
+        EnvelopeFields.writeHead(actor: actor, causationId: causationId, correlationId: correlationId, into: w)
+        dataStart = w.count
+        try CanonicalJSON.write(.object(data), into: w)
+        var h = SHA256()
+        h.update(bufferPointer: w.bytes)
+        hasher = h
+        bytes = w.array()
+    }
+
+    /// Size of the canonical data.
+    public var dataCount: Int { bytes.count - dataStart }
+
+    /// The canonical data.
+    public var data: ArraySlice<UInt8> { bytes[dataStart...] }
+
+    /// SHA-256 of head + `tail`: the envelope's `hash`.
+    @inline(__always)
+    public func hash(tail: UnsafeRawBufferPointer) -> Hash256 {
+        var h = hasher
+        h.update(bufferPointer: tail)
+        return Hash256(h.finalize())
     }
 }

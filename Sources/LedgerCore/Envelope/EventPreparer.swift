@@ -41,8 +41,13 @@ public struct PreparedEvent: Sendable {
     public var actor: String
     /// Admin path only: the event's own time.
     public var time: Timestamp?
+    /// The canonical envelope head (actor, causation, correlation, data) and its hash state.
+    public var head: EnvelopeHead
     /// RFC 8785 canonical bytes of `data`.
-    public var canonicalData: [UInt8]
+    public var canonicalData: ArraySlice<UInt8> { head.data }
+    /// The first 16 bytes of SHA-256(stream): the stream's key in the log's indexes, computed here
+    /// so that the single writer does not have to.
+    public var streamKey: (UInt64, UInt64)
     /// Import of an export: the position and hashes the event must get.
     public var recorded: RecordedPosition?
 }
@@ -52,7 +57,7 @@ public enum EventPreparer {
     /// Checks `request` and canonicalises its data. Throws the first rule it breaks.
     public static func prepare(
         _ request: AppendRequest, policy: AppendPolicy, catalog: EventCatalog = .standard,
-        recorded: RecordedPosition? = nil
+        recorded: RecordedPosition? = nil, scratch: ByteWriter? = nil
     ) throws(LedgerError) -> PreparedEvent {
         guard StreamName.isValid(request.stream) else {
             throw LedgerError(
@@ -82,18 +87,11 @@ public enum EventPreparer {
                 .schemaViolation, "\(type.name): /data\(violation.pointer): \(violation.message)",
                 path: "/data" + violation.pointer)
         }
-        guard let expectedStream = type.stream(for: request.data), expectedStream == request.stream else {
+        guard type.isStream(request.stream, of: request.data) else {
             throw LedgerError(
                 .streamMismatch,
                 "\(type.name) belongs to stream \(type.streamCategory)-<data.\(type.streamKey)> = \(type.stream(for: request.data) ?? "?"), not \(request.stream)",
                 path: "/stream")
-        }
-        let canonical = try CanonicalJSON.encode(.object(request.data))
-        guard canonical.count <= policy.maxDataBytes else {
-            throw LedgerError(
-                .eventTooLarge,
-                "data of \(type.name) is \(canonical.count) bytes in canonical form; the limit is \(policy.maxDataBytes) bytes",
-                path: "/data")
         }
         var actor = policy.actor
         if policy.mode == .admin, let own = request.actor { actor = own }
@@ -103,11 +101,18 @@ public enum EventPreparer {
         if let correlation = request.correlationId, !StreamName.isValidPrincipal(correlation) {
             throw LedgerError(.schemaViolation, "correlationId must be a name (1-128 of [A-Za-z0-9._:-])", path: "/correlationId")
         }
+        let head = try EnvelopeHead(actor: actor, causationId: request.causationId, correlationId: request.correlationId, data: request.data, scratch: scratch)
+        guard head.dataCount <= policy.maxDataBytes else {
+            throw LedgerError(
+                .eventTooLarge,
+                "data of \(type.name) is \(head.dataCount) bytes in canonical form; the limit is \(policy.maxDataBytes) bytes",
+                path: "/data")
+        }
         return PreparedEvent(
             stream: request.stream, type: type.name, schemaVersion: type.schemaVersion, id: request.id,
             expectedVersion: request.expectedVersion, causationId: request.causationId,
             correlationId: request.correlationId, actor: actor, time: policy.mode == .admin ? request.time : nil,
-            canonicalData: canonical, recorded: recorded)
+            head: head, streamKey: streamKey(request.stream), recorded: recorded)
     }
 }
 
@@ -119,15 +124,22 @@ extension EventPreparer {
     ) -> Result<[PreparedEvent], LedgerError> {
         var out: [PreparedEvent] = []
         out.reserveCapacity(events.count)
+        let scratch = ByteWriter(capacity: 1024)
         for (i, e) in events.enumerated() {
             do {
-                out.append(try prepare(e, policy: policy, catalog: catalog, recorded: recorded?[i] ?? nil))
+                out.append(try prepare(e, policy: policy, catalog: catalog, recorded: recorded?[i] ?? nil, scratch: scratch))
             } catch {
                 return .failure(events.count > 1 ? error.at(index: i) : error)
             }
         }
         return .success(out)
     }
+}
+
+/// The index key of a stream: the first 16 bytes of the SHA-256 of its name.
+public func streamKey(_ stream: String) -> (UInt64, UInt64) {
+    let digest = Hash256.of(utf8: stream)
+    return (digest.words.0, digest.words.1)
 }
 
 /// Syntax of stream names and principals.

@@ -5,6 +5,24 @@ extension CanonicalJSON {
     /// `description` computes exactly those digits (its SwiftDtoa is a shortest round-trip
     /// algorithm); only the layout differs (`1e-07`, `1e+20`, `100.0`), so the digits and the
     /// decimal exponent are taken from it and laid out by ECMAScript's rules.
+    public static func writeNumber(_ value: Double, into writer: ByteWriter) throws(LedgerError) {
+        guard value.isFinite else {
+            throw LedgerError(.invalidJSON, "\(value) is not a JSON number (RFC 8785 forbids NaN and infinities)")
+        }
+        writeFiniteNumber(value, into: writer)
+    }
+
+    @inline(__always)
+    static func writeFiniteNumber(_ value: Double, into writer: ByteWriter) {
+        if value != 0 && value == value.rounded(.towardZero) && abs(value) < 9_007_199_254_740_992 {
+            writer.appendDecimal(Int64(value))
+            return
+        }
+        var out: [UInt8] = []
+        try? writeNumber(value, into: &out)
+        writer.append(out)
+    }
+
     public static func writeNumber(_ value: Double, into out: inout [UInt8]) throws(LedgerError) {
         guard value.isFinite else {
             throw LedgerError(.invalidJSON, "\(value) is not a JSON number (RFC 8785 forbids NaN and infinities)")

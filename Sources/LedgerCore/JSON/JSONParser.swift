@@ -96,34 +96,18 @@ public struct JSONParser {
             guard depth <= JSONParser.maxDepth else { throw error("nesting deeper than \(JSONParser.maxDepth)") }
             index += 1
             var members: [JSONObject.Member] = []
-            var seen: Set<String>? = nil
             skipWhitespace()
             if index < end && byte(index) == UInt8(ascii: "}") {
                 index += 1
-                return .object(JSONObject(members: members))
+                return .object(JSONObject(sortedMembers: members))
             }
+            let objectStart = index
             while true {
                 skipWhitespace()
                 guard index < end, byte(index) == UInt8(ascii: "\"") else {
                     throw error("unexpected \(describeCurrent()), expected a member name")
                 }
-                let keyStart = index
                 let key = try string()
-                // Small objects: scan. Large ones (maps of metrics, baselines): a set.
-                let duplicate: Bool
-                if seen != nil {
-                    duplicate = !seen!.insert(key).inserted
-                } else if members.count < 16 {
-                    duplicate = members.contains { $0.key == key }
-                } else {
-                    var names = Set(members.map(\.key))
-                    duplicate = !names.insert(key).inserted
-                    seen = names
-                }
-                if duplicate {
-                    index = keyStart
-                    throw error("duplicate member name \"\(key)\"")
-                }
                 skipWhitespace()
                 guard index < end, byte(index) == UInt8(ascii: ":") else {
                     throw error("unexpected \(describeCurrent()), expected ':'")
@@ -131,13 +115,30 @@ public struct JSONParser {
                 index += 1
                 skipWhitespace()
                 let value = try value(depth: depth)
-                members.append(JSONObject.Member(key: key, value: value))
+                // Insert in canonical order; a name seen before is a duplicate (I-JSON).
+                var j = members.count
+                if j == 0 || CanonicalJSON.precedes(members[j - 1].key, key) {
+                    members.append(JSONObject.Member(key: key, value: value))
+                } else {
+                    var lo = 0
+                    var hi = members.count
+                    while lo < hi {
+                        let mid = (lo + hi) / 2
+                        if CanonicalJSON.precedes(members[mid].key, key) { lo = mid + 1 } else { hi = mid }
+                    }
+                    j = lo
+                    if members[j].key == key {
+                        index = objectStart
+                        throw error("duplicate member name \"\(key)\" in the object")
+                    }
+                    members.insert(JSONObject.Member(key: key, value: value), at: j)
+                }
                 skipWhitespace()
                 guard index < end else { throw error("unexpected end of input in an object") }
                 let b = byte(index)
                 index += 1
                 if b == UInt8(ascii: ",") { continue }
-                if b == UInt8(ascii: "}") { return .object(JSONObject(members: members)) }
+                if b == UInt8(ascii: "}") { return .object(JSONObject(sortedMembers: members)) }
                 index -= 1
                 throw error("unexpected \(describeCurrent()), expected ',' or '}'")
             }

@@ -9,10 +9,12 @@ public enum JSONValue: Sendable, Equatable {
     case object(JSONObject)
 }
 
-/// A JSON object: members in the order they were given (canonical output sorts them).
+/// A JSON object, its members kept in RFC 8785 order (by the UTF-16 code units of their names)
+/// with unique names.
 ///
-/// Objects in events are small, so members live in one array and lookups scan it: one
-/// allocation per object instead of a hash table's.
+/// JSON objects are unordered, so keeping them in canonical order changes nothing a reader can
+/// see; it makes canonical output a plain walk, lookups a binary search, and duplicate names
+/// impossible. The order is established once, where an object is built.
 public struct JSONObject: Sendable, Equatable, RandomAccessCollection, ExpressibleByDictionaryLiteral {
     public struct Member: Sendable, Equatable {
         public var key: String
@@ -23,43 +25,92 @@ public struct JSONObject: Sendable, Equatable, RandomAccessCollection, Expressib
         }
     }
 
-    public var members: [Member]
+    /// The members, in canonical order.
+    public private(set) var members: [Member]
 
     public init() { members = [] }
-    public init(members: [Member]) { self.members = members }
+
+    /// Builds an object from members in any order; a repeated name keeps its last value.
+    public init(members: [Member]) {
+        self.members = members
+        JSONObject.canonicalise(&self.members)
+    }
+
+    /// Builds an object from members already in canonical order with unique names (the parser).
+    init(sortedMembers: [Member]) { members = sortedMembers }
+
     public init(dictionaryLiteral elements: (String, JSONValue)...) {
-        members = elements.map { Member(key: $0.0, value: $0.1) }
+        self.init(members: elements.map { Member(key: $0.0, value: $0.1) })
+    }
+
+    /// Sorts by canonical order (insertion sort: objects are small and often nearly sorted) and
+    /// drops earlier duplicates.
+    static func canonicalise(_ members: inout [Member]) {
+        var i = 1
+        while i < members.count {
+            if !CanonicalJSON.precedes(members[i - 1].key, members[i].key) {
+                let member = members[i]
+                var j = i
+                while j > 0 && CanonicalJSON.precedes(member.key, members[j - 1].key) {
+                    members[j] = members[j - 1]
+                    j -= 1
+                }
+                if j > 0 && members[j - 1].key == member.key {
+                    // Same name twice: the later one wins.
+                    members[j - 1] = member
+                    members.remove(at: j)
+                    continue
+                }
+                members[j] = member
+            }
+            i += 1
+        }
     }
 
     public var startIndex: Int { members.startIndex }
     public var endIndex: Int { members.endIndex }
     public subscript(position: Int) -> Member { members[position] }
 
-    /// The value of `key`, or nil. Setting nil removes the member; setting a new key appends it.
+    /// Position of `key`, or where it would be inserted.
+    private func search(_ key: String) -> (Int, Bool) {
+        if members.count <= 8 {
+            for i in members.indices {
+                if members[i].key == key { return (i, true) }
+                if CanonicalJSON.precedes(key, members[i].key) { return (i, false) }
+            }
+            return (members.count, false)
+        }
+        var lo = 0
+        var hi = members.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if members[mid].key == key { return (mid, true) }
+            if CanonicalJSON.precedes(members[mid].key, key) { lo = mid + 1 } else { hi = mid }
+        }
+        return (lo, false)
+    }
+
+    /// The value of `key`, or nil. Setting nil removes the member.
     public subscript(key: String) -> JSONValue? {
         get {
-            for member in members where member.key == key { return member.value }
-            return nil
+            let (i, found) = search(key)
+            guard found else { return Optional<JSONValue>.none }
+            return members[i].value
         }
         set {
-            if let index = members.firstIndex(where: { $0.key == key }) {
-                if let newValue { members[index].value = newValue } else { members.remove(at: index) }
+            let (i, found) = search(key)
+            if found {
+                if let newValue { members[i].value = newValue } else { members.remove(at: i) }
             } else if let newValue {
-                members.append(Member(key: key, value: newValue))
+                members.insert(Member(key: key, value: newValue), at: i)
             }
         }
     }
 
     public var keys: [String] { members.map(\.key) }
 
-    /// JSON equality: the same keys with equal values, in any order.
-    public static func == (lhs: JSONObject, rhs: JSONObject) -> Bool {
-        guard lhs.members.count == rhs.members.count else { return false }
-        for member in lhs.members {
-            guard let other = rhs[member.key], other == member.value else { return false }
-        }
-        return true
-    }
+    /// JSON equality: the same names with equal values.
+    public static func == (lhs: JSONObject, rhs: JSONObject) -> Bool { lhs.members == rhs.members }
 }
 
 extension JSONValue {

@@ -115,9 +115,7 @@ extension JSONSchema {
         if let maxProperties, object.count > maxProperties {
             return fail("must have at most \(maxProperties) members, has \(object.count)", "maxProperties")
         }
-        for name in required where object[name] == nil {
-            return fail("required member \"\(name)\" is missing", "required")
-        }
+        var found: UInt64 = 0
         for member in object.members {
             if let propertyNames, let failure = propertyNames.check(.string(member.key), mode) {
                 return Failure(
@@ -125,7 +123,13 @@ extension JSONSchema {
                     message: "member name \(Self.short(.string(member.key))) is not allowed: \(failure.message)",
                     keyword: "propertyNames")
             }
-            if let schema = properties[member.key] {
+            var schema: JSONSchema? = nil
+            for property in propertyList where property.name == member.key {
+                schema = property.schema
+                found |= property.requiredBit
+                break
+            }
+            if let schema {
                 if let failure = schema.check(member.value, mode) { return failure.under(member.key) }
             } else if let additionalProperties {
                 if additionalProperties.boolean == false {
@@ -134,6 +138,11 @@ extension JSONSchema {
                         keyword: "additionalProperties")
                 }
                 if let failure = additionalProperties.check(member.value, mode) { return failure.under(member.key) }
+            }
+        }
+        if !requiredFastPath || found != requiredMask {
+            for name in required where object[name] == nil {
+                return fail("required member \"\(name)\" is missing", "required")
             }
         }
         return nil

@@ -64,6 +64,12 @@ public final class JSONSchema: @unchecked Sendable {
     var constValue: JSONValue?
     var properties: [String: JSONSchema] = [:]
     var required: [String] = []
+    /// `properties` as a list scanned in order (objects in events have few members, and comparing
+    /// short strings beats hashing them), each with its bit in `requiredMask` when required.
+    var propertyList: [(name: String, schema: JSONSchema, requiredBit: UInt64)] = []
+    var requiredMask: UInt64 = 0
+    /// Whether `requiredMask` alone proves every required member present.
+    var requiredFastPath = false
     var additionalProperties: JSONSchema?
     var propertyNames: JSONSchema?
     var minProperties: Int?
@@ -89,6 +95,45 @@ public final class JSONSchema: @unchecked Sendable {
     var isTime = false
 
     init(location: String) { self.location = location }
+
+    /// A node that only refers to another (`{"$ref": …}` plus annotations).
+    var isPureReference: Bool {
+        ref != nil && boolean == nil && types == nil && enumValues == nil && constValue == nil && properties.isEmpty
+            && required.isEmpty && additionalProperties == nil && propertyNames == nil && minProperties == nil
+            && maxProperties == nil && items == nil && minItems == nil && maxItems == nil && !uniqueItems
+            && minLength == nil && maxLength == nil && pattern == nil && minimum == nil && maximum == nil
+            && exclusiveMinimum == nil && exclusiveMaximum == nil && multipleOf == nil && allOf.isEmpty
+            && anyOf.isEmpty && oneOf.isEmpty && not == nil && !isTime
+    }
+
+    /// Follows pure references to the node that does the checking.
+    var target: JSONSchema {
+        var node = self
+        var hops = 0
+        while node.isPureReference, let next = node.ref, hops < 64 {
+            node = next
+            hops += 1
+        }
+        return node
+    }
+
+    /// After `$ref`s are resolved: points sub-schemas past pure references and builds the
+    /// property list (called once per node by the registry).
+    func link() {
+        let unique = Array(Set(required))
+        requiredFastPath = unique.count <= 64 && unique.allSatisfy { properties[$0] != nil }
+        propertyList = properties.keys.sorted().map { name in
+            let bit = requiredFastPath ? (unique.firstIndex(of: name).map { UInt64(1) << UInt64($0) } ?? 0) : 0
+            return (name, properties[name]!.target, bit)
+        }
+        if requiredFastPath {
+            requiredMask = unique.count == 64 ? ~0 : (UInt64(1) << UInt64(unique.count)) - 1
+        }
+        additionalProperties = additionalProperties?.target
+        propertyNames = propertyNames?.target
+        items = items?.target
+        ref = ref?.target
+    }
 }
 
 /// What ``JSONSchema/validate(_:mode:)`` checks.

@@ -363,8 +363,53 @@ struct Program: Sendable {
     /// Sub-programs of lookaheads.
     var subprograms: [Program] = []
     var anchored = false
+    /// Straight-line code (single characters and possessive runs between optional anchors): matched
+    /// by a plain loop, without the backtracking machinery.
+    var linear = false
+
+    var isLinear: Bool {
+        for instruction in code {
+            switch instruction {
+            case .char, .start, .end, .match: continue
+            case .run(_, _, _, let possessive): if !possessive { return false }
+            default: return false
+            }
+        }
+        return true
+    }
+
+    @inline(__always)
+    func runLinear<T: FixedWidthInteger>(_ input: UnsafeBufferPointer<T>, from: Int) -> Int? {
+        var pos = from
+        for instruction in code {
+            switch instruction {
+            case .char(let cls):
+                guard pos < input.count, cls.contains(UInt32(input[pos])) else { return nil }
+                pos += 1
+            case .run(let cls, let min, let max, _):
+                var n = 0
+                while n < max, pos + n < input.count, cls.contains(UInt32(input[pos + n])) { n += 1 }
+                guard n >= min else { return nil }
+                pos += n
+            case .start:
+                guard pos == 0 else { return nil }
+            case .end:
+                guard pos == input.count else { return nil }
+            case .match:
+                return pos
+            default:
+                return nil
+            }
+        }
+        return pos
+    }
 
     func search<T: FixedWidthInteger>(_ input: UnsafeBufferPointer<T>) -> Bool {
+        if linear {
+            if anchored { return runLinear(input, from: 0) != nil }
+            for start in 0...input.count where runLinear(input, from: start) != nil { return true }
+            return false
+        }
         if anchored { return run(input, from: 0) != nil }
         for start in 0...input.count where run(input, from: start) != nil { return true }
         return false
@@ -426,9 +471,33 @@ struct PatternCompiler {
         if case .start = node { program.anchored = true }
         try emit(node, source: source)
         program.code.append(.match)
+        dropLookaheadsAtEnd()
         markPossessiveRuns()
+        program.linear = program.isLinear
         if program.code.count > 100_000 { throw LedgerError(.internal, "pattern \(source) is too large to compile") }
         return program
+    }
+
+    /// A lookahead right after `$` looks at the end of the input: a negative one always holds
+    /// (this is the `$(?!\n)` of the contract's patterns), a positive one holds if it can match empty.
+    mutating func dropLookaheadsAtEnd() {
+        var pc = 0
+        while pc + 1 < program.code.count {
+            if case .end = program.code[pc], case .lookahead(let index, let negative) = program.code[pc + 1], !hasJumps {
+                let sub = program.subprograms[index]
+                let holdsAtEnd = negative ? sub.run(UnsafeBufferPointer<UInt8>(start: nil, count: 0), from: 0) == nil : sub.run(UnsafeBufferPointer<UInt8>(start: nil, count: 0), from: 0) != nil
+                if holdsAtEnd {
+                    program.code.remove(at: pc + 1)
+                    continue
+                }
+            }
+            pc += 1
+        }
+    }
+
+    /// Whether any instruction jumps (removing instructions would then move targets).
+    var hasJumps: Bool {
+        program.code.contains { if case .split = $0 { return true } else if case .jump = $0 { return true } else { return false } }
     }
 
     /// Marks runs followed by `$` or by a character disjoint from the run's class as possessive.

@@ -36,6 +36,7 @@ public final class SchemaRegistry: @unchecked Sendable {
             let (uri, pointer) = Self.split(target)
             node.ref = try schema(uri: uri, pointer: pointer)
         }
+        for node in compiled.values { node.link() }
     }
 
     /// The compiled root schema of the document with this `$id`.
