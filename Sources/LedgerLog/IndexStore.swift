@@ -107,15 +107,11 @@ final class IndexStore: @unchecked Sendable {
         let full = ids.memtable.count >= flushThreshold || streams.memtable.count >= flushThreshold
         guard full else { return }
         let mustWait = ids.memtable.count >= 2 * flushThreshold || streams.memtable.count >= 2 * flushThreshold
-        let frozen: Bool = flush.update { state in
-            if state.request != nil || state.running {
-                return false
-            }
-            state.request = next
-            return true
-        }
-        if frozen {
+        let idle = flush.withLock { $0.request == nil && !$0.running }
+        if idle {
+            // Freeze first, then hand over: the flusher must find the frozen tables in place.
             freeze()
+            flush.update { $0.request = next }
         } else if mustWait {
             flush.wait(until: { ($0.request == nil && !$0.running) || $0.stop }) { _ in }
             sequenced(through: next)

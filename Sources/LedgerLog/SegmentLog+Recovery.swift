@@ -11,6 +11,13 @@ struct Recovery {
     let dataDirectory: String
     let segmentsDirectory: String
     let logger: Logger
+    private var acknowledged: Int64? = nil
+
+    init(dataDirectory: String, segmentsDirectory: String, logger: Logger) {
+        self.dataDirectory = dataDirectory
+        self.segmentsDirectory = segmentsDirectory
+        self.logger = logger
+    }
 
     struct Outcome {
         var segments: [Segment]
@@ -21,7 +28,10 @@ struct Recovery {
         var truncatedBytes: Int64
     }
 
-    func run() throws -> Outcome {
+    mutating func run() throws -> Outcome {
+        // The head the last writer acknowledged (HEAD is written after each fsync): a damaged batch
+        // below it held acknowledged events, so it is corruption, never a torn write.
+        acknowledged = HeadFile.read(dataDirectory)
         let names = try FileIO.list(segmentsDirectory)
         var bases = names.compactMap(Segment.baseOffset(fromName:)).sorted()
         for name in names where name.hasSuffix(".log") && Segment.baseOffset(fromName: name) == nil {
@@ -137,6 +147,9 @@ struct Recovery {
                 }
                 guard isLast else {
                     throw corrupt(base, position, next, "\(why); a sealed segment cannot have a torn tail")
+                }
+                if let acknowledged, next < acknowledged {
+                    throw corrupt(base, position, next, "\(why), but the writer had acknowledged events up to offset \(acknowledged): an acknowledged batch is damaged")
                 }
                 if let later = try findValidBatch(in: probe, after: position, fileSize: size) {
                     throw corrupt(base, position, next, "\(why), and a whole batch follows at byte \(later): this is damage inside the log, not a torn write")

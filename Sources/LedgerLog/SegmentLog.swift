@@ -60,7 +60,7 @@ public final class SegmentLog: Sendable {
             throw LedgerError(.corrupt, "the log is marked corrupt: \(message); it refuses writes until it is repaired and `ledger verify` passes (README, 'Corruption')")
         }
         for sub in ["segments", "index", "quarantine"] { try FileIO.makeDirectory(directory + "/" + sub) }
-        let recovery = Recovery(dataDirectory: directory, segmentsDirectory: directory + "/segments", logger: options.logger)
+        var recovery = Recovery(dataDirectory: directory, segmentsDirectory: directory + "/segments", logger: options.logger)
         let outcome = try recovery.run()
         let set = SegmentSet(dataDirectory: directory, segments: outcome.segments, durable: outcome.head, external: false)
         let index = try IndexStore.open(directory: directory + "/index", head: outcome.head, flushThreshold: options.indexFlushThreshold, logger: options.logger)
@@ -143,6 +143,10 @@ public final class SegmentLog: Sendable {
         LogCursor(set: segmentSet, from: from, end: end, filter: filter)
     }
 
+    /// The first offset whose time is at or after `time` (the head if none is): seeks with the
+    /// time indexes, without scanning the log.
+    public func firstOffset(atOrAfter time: Timestamp) throws -> Int64 { try segmentSet.firstOffset(atOrAfter: time) }
+
     /// Blocks until the durable head passes `offset`, the log fails, or `timeout` seconds pass.
     public func waitForHead(beyond offset: Int64, timeout: Double) -> Int64 { heads.wait(beyond: offset, timeout: timeout) }
 
@@ -189,6 +193,9 @@ public final class LogReader: Sendable {
     public func cursor(from: Int64 = 0, end: Int64? = nil, filter: EventFilter = .all) -> LogCursor {
         LogCursor(set: segmentSet, from: from, end: end, filter: filter)
     }
+
+    /// The first offset whose time is at or after `time` (the head if none is).
+    public func firstOffset(atOrAfter time: Timestamp) throws -> Int64 { try segmentSet.firstOffset(atOrAfter: time) }
 
     /// Watches `<data>/HEAD` with inotify; each call of the returned closure blocks until the
     /// writer publishes a new head (or `timeout` seconds pass).

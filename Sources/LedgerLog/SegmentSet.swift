@@ -45,6 +45,44 @@ final class SegmentSet: Sendable {
         segments.withLock { index < $0.count ? $0[index] : nil }
     }
 
+    /// The first offset whose event time is at or after `time` (the head if there is none): a
+    /// binary search over segments and their time indexes, then a scan of at most one index
+    /// interval. Times are non-decreasing along the log, so this is well defined.
+    func firstOffset(atOrAfter time: Timestamp) throws -> Int64 {
+        let head = durableHead
+        let list = all
+        let t = time.milliseconds
+        // The last segment whose first event is before `time`: the answer is in it or at its end.
+        var lo = 0
+        var hi = list.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if let first = list[mid].snapshot.index.entries.first?.firstTime, first < t { lo = mid + 1 } else { hi = mid }
+        }
+        guard lo > 0 else { return list.first?.baseOffset ?? 0 }
+        let segment = list[lo - 1]
+        let state = segment.snapshot
+        var position = Int64(state.index.floor(timeBefore: t)?.position ?? 0)
+        let size = try FileIO.size(segment.fd, segment.logPath)
+        var raw: [UInt8] = []
+        let payload = PayloadBuffer()
+        while true {
+            guard case .batch(let h) = try segment.readBatch(at: position, fileSize: size, into: &raw), h.baseOffset < head else {
+                return min(head, lo < list.count ? list[lo].baseOffset : head)
+            }
+            if h.lastTime >= t {
+                try raw.withUnsafeBytes { r in try payload.fill(header: h, stored: UnsafeRawBufferPointer(rebasing: r[BatchHeader.size..<h.totalSize])) }
+                var recordPosition = 0
+                for offset in h.baseOffset..<h.nextOffset {
+                    let (view, next) = try payload.parse(at: recordPosition, offset: offset)
+                    if view.time.milliseconds >= t { return offset }
+                    recordPosition = next
+                }
+            }
+            position += Int64(h.totalSize)
+        }
+    }
+
     /// Opens the segments of a data directory for reading only (no lock, no recovery, no writes).
     static func openExternal(dataDirectory: String) throws -> SegmentSet {
         let set = SegmentSet(dataDirectory: dataDirectory, segments: [], durable: 0, external: true)
