@@ -68,6 +68,6 @@ let package = Package(
         .testTarget(name: "LedgerCoreTests", dependencies: ["LedgerCore"], exclude: ["Fixtures"], swiftSettings: strict),
         .testTarget(name: "LedgerLogTests", dependencies: ["LedgerLog", "LedgerCore", "LedgerSimulator"], swiftSettings: strict),
         .testTarget(name: "LedgerSimulatorTests", dependencies: ["LedgerSimulator", "LedgerCore"], swiftSettings: strict),
-        .testTarget(name: "ledgerTests", dependencies: ["ledger", "LedgerCore", "LedgerLog"], swiftSettings: strict),
+        .testTarget(name: "ledgerTests", dependencies: ["ledger", "LedgerCore", "LedgerLog"], exclude: ["Fixtures"], swiftSettings: strict),
     ]
 )

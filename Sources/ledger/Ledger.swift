@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import ArgumentParser
 import LedgerCore
 import Logging
@@ -22,6 +25,11 @@ struct Ledger: AsyncParsableCommand {
     )
 
     static func main() async {
+        // A parent may have spawned us with signals blocked (some process libraries do): unblock
+        // them, so that SIGTERM and Ctrl-C stop a writer or a `tail` as they should.
+        var none = sigset_t()
+        sigemptyset(&none)
+        sigprocmask(SIG_SETMASK, &none, nil)
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = ProcessInfoLite.environment("LEDGER_LOG_LEVEL").flatMap(Logger.Level.init(rawValue:)) ?? .warning
