@@ -1,0 +1,159 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+public import LedgerCore
+
+/// What to simulate.
+public struct SimulationConfig: Sendable {
+    public var seed: UInt64 = 42
+    public var days: Int = 7
+    /// Midnight UTC of the first day (a Monday).
+    public var start: Timestamp = Timestamp("2026-11-23T00:00:00.000Z")!
+    /// Training jobs per weekday (weekends see a third of it).
+    public var jobsPerDay: Double = 1600
+    /// Whether the simulator also writes the platform's decisions (allocations, rollout steps,
+    /// alerts) itself, as `processor:*` through the admin path. Until the processors exist this
+    /// is the only source of decisions.
+    public var includeDecisions = true
+
+    public init(seed: UInt64 = 42, days: Int = 7) {
+        self.seed = seed
+        self.days = days
+    }
+}
+
+/// A seeded, realistic week (or N days) of an AI platform: teams with quotas in a cohort, GPU
+/// nodes of three types and their prices (with a price change), thousands of training jobs with a
+/// daily rhythm, datasets, models with versions, evaluations, approvals and aliases, deployments
+/// with canary rollouts (some failing on error rate, some on latency, one on drift), serving
+/// windows with one bad hour, feature histograms, SLOs and access grants — every type of the
+/// catalog. The same seed gives the same events, ids and times.
+public final class PlatformSimulator {
+    public let config: SimulationConfig
+    var rng: SeededRandom
+    var events: [SimulatedEvent] = []
+    var sequence: UInt64 = 0
+    let namespace: EventID
+
+    static let hour: Int64 = 3_600_000
+    static let minute: Int64 = 60_000
+
+    public init(config: SimulationConfig = SimulationConfig()) {
+        self.config = config
+        rng = SeededRandom(seed: config.seed)
+        namespace = EventID.nameBased(namespace: EventID(high: 0x6ba7_b811_9dad_11d1, low: 0x80b4_00c0_4fd4_30c8), name: "platform-ledger/simulator/\(config.seed)")
+    }
+
+    var start: Int64 { config.start.milliseconds }
+    var end: Int64 { start + Int64(config.days) * 24 * PlatformSimulator.hour }
+
+    /// Every event of the simulation in time order (stable for equal times).
+    public func run() -> [SimulatedEvent] {
+        events = []
+        sequence = 0
+        setUpPlatform()
+        simulateJobs()
+        simulateModels()
+        simulateServing()
+        var indexed = events.enumerated().map { ($0.offset, $0.element) }
+        indexed.sort { $0.1.time != $1.1.time ? $0.1.time < $1.1.time : $0.0 < $1.0 }
+        return indexed.map(\.1)
+    }
+
+    /// Records one event; returns its id (deterministic: UUIDv5 of the seed and a sequence number).
+    @discardableResult
+    func emit(_ time: Int64, _ actor: String, _ stream: String, _ type: String, _ data: JSONObject, correlation: String? = nil, cause: EventID? = nil) -> EventID {
+        sequence += 1
+        let id = EventID.nameBased(namespace: namespace, name: String(sequence))
+        var event = SimulatedEvent(
+            time: Timestamp(milliseconds: time), actor: actor, stream: stream, type: type, data: data, correlationId: correlation,
+            causationId: cause)
+        event.request.id = id
+        events.append(event)
+        return id
+    }
+
+    // MARK: the platform: access, nodes, prices, quotas, datasets
+
+    let teams = ["vision", "nlp", "speech", "recsys", "fraud", "search"]
+    struct NodeSpec {
+        var name: String
+        var gpuType: String
+        var gpus: Int
+    }
+    var nodes: [NodeSpec] = []
+    var prices: [String: Double] = ["a100": 2.40, "h100": 4.10, "l4": 0.80]
+    var datasets: [String] = []
+    /// Succeeded training runs per model: (time, job, datasets) — the lineage of new versions.
+    var completedTraining: [String: [(Int64, String, [String])]] = [:]
+    let modelNames = [
+        "fraud-detector", "churn-predictor", "image-tagger", "speech-to-text", "ranker", "query-rewriter", "recommender",
+        "ocr", "sentiment", "translator", "anomaly-scorer", "ad-ctr", "face-blur", "toxicity", "summarizer", "embedder",
+        "forecaster", "intent", "captioner", "spam-filter",
+    ]
+    /// Model versions known so far: model → [(version, created at)].
+    var versions: [String: [(String, Int64)]] = [:]
+    var modelTeam: [String: String] = [:]
+    /// Versions that passed evaluation and were approved: model → [(version, approved at)].
+    var approved: [String: [(String, Int64)]] = [:]
+
+    func setUpPlatform() {
+        let t0 = start - 2 * PlatformSimulator.hour
+        let admins = ["user:alice", "user:bob", "user:carol", "user:dana", "user:erik", "svc:ci", "svc:serving", "svc:eval"]
+        for (i, principal) in admins.enumerated() {
+            let role = ["admin", "writer", "writer", "finops", "auditor", "writer", "writer", "writer"][i]
+            var data: JSONObject = ["principal": .string(principal), "role": .string(role)]
+            if principal == "svc:serving" { data["streamPrefix"] = "deployment-" }
+            emit(t0, "user:alice", "principal-" + principal, "access.granted", data)
+        }
+        let layout: [(String, Int, Int)] = [("a100", 24, 8), ("h100", 16, 8), ("l4", 24, 4)]
+        for (type, count, gpus) in layout {
+            for i in 1...count {
+                let node = NodeSpec(name: "\(type)-node-\(i < 10 ? "0" : "")\(i)", gpuType: type, gpus: gpus)
+                nodes.append(node)
+                emit(t0 + Int64(nodes.count) * 1000, "svc:ci", "node-" + node.name, "node.registered",
+                    ["node": .string(node.name), "gpuType": .string(type), "gpuCount": .number(Double(gpus)), "pool": "training"])
+            }
+        }
+        for (type, rate) in prices.sorted(by: { $0.key < $1.key }) {
+            emit(t0 + 90_000, "user:dana", "pricing-" + type, "price.set",
+                ["gpuType": .string(type), "hourlyRate": .number(rate), "currency": "USD", "effectiveFrom": .string(Timestamp(milliseconds: start - 24 * PlatformSimulator.hour).description)])
+        }
+        // Quotas: nominal shares of each type, borrowing within the cohort; fraud has no cohort.
+        let shares: [String: (Int, Int, Int)] = [
+            "vision": (48, 32, 16), "nlp": (48, 40, 8), "speech": (24, 16, 16), "recsys": (32, 16, 24), "fraud": (16, 8, 16),
+            "search": (24, 16, 16),
+        ]
+        for team in teams {
+            let (a, h, l) = shares[team]!
+            for (type, nominal) in [("a100", a), ("h100", h), ("l4", l)] {
+                var data: JSONObject = ["team": .string(team), "gpuType": .string(type), "nominal": .number(Double(nominal))]
+                if team != "fraud" {
+                    data["cohort"] = "research"
+                    data["borrowingLimit"] = .number(Double(nominal / 2))
+                }
+                if team == "nlp" { data["weight"] = 2 }
+                emit(t0 + 100_000, "user:alice", "team-" + team, "quota.set", data)
+            }
+        }
+        let sources = ["transactions", "imagenet", "librispeech", "clicks", "queries", "reviews"]
+        for (i, name) in sources.enumerated() {
+            for month in ["2026-10", "2026-11"] {
+                let digest = "sha256:" + Hash256.of(utf8: "\(name)@\(month)/\(config.seed)").description
+                emit(t0 + 110_000 + Int64(i) * 1000, "svc:ci", "dataset-" + name, "dataset.registered",
+                    ["name": .string(name), "version": .string(month), "digest": .string(digest), "source": .string("s3://datasets/\(name)/\(month)/"),
+                     "classification": .string(["pii", "public", "public", "internal", "internal", "internal"][i])])
+                datasets.append("\(name)@\(month)")
+            }
+        }
+    }
+
+    /// Requests per hour-of-week factor: busy working hours UTC, quieter nights and weekends.
+    func rhythm(_ time: Int64) -> Double {
+        let hourOfDay = Double((time - start) % (24 * PlatformSimulator.hour)) / Double(PlatformSimulator.hour)
+        let day = Int((time - start) / (24 * PlatformSimulator.hour))
+        let weekend = day % 7 >= 5
+        let daily = 0.35 + 1.3 * max(0, sin(Double.pi * (hourOfDay - 6) / 14))
+        return (weekend ? 0.35 : 1.0) * daily
+    }
+}
