@@ -55,38 +55,52 @@ final class IndexRun: @unchecked Sendable {
         guard headerOK, n >= 0, m >= 8, size == IndexRun.headerSize + n * IndexRun.entrySize + m * 8 + 4 else {
             throw LedgerError(.corrupt, "index run \(path) has a damaged header")
         }
-        // Check the body's CRC with a bounded buffer (reads through the page cache, not into memory).
+        // One pass over the file with a bounded buffer (through the page cache, never into this
+        // process's memory): the body's CRC, the fence (every 256th key) and the Bloom words. The
+        // mapping below is then touched only by lookups.
         var crc: UInt32 = 0
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
-        var position = IndexRun.headerSize
+        let entriesEnd = IndexRun.headerSize + n * IndexRun.entrySize
         let bodyEnd = size - 4
+        var fence: [IndexKey] = []
+        fence.reserveCapacity(n / IndexRun.fenceStride + 1)
+        var bloomBytes: [UInt8] = []
+        bloomBytes.reserveCapacity(m * 8)
+        var position = IndexRun.headerSize
         while position < bodyEnd {
-            let chunk = min(buffer.count, bodyEnd - position)
-            _ = try buffer.withUnsafeMutableBytes { (b) -> Int in try FileIO.pread(fd, b.baseAddress!, chunk, Int64(position), path) }
-            crc = buffer.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[0..<chunk]), continuing: crc) }
+            // Chunks end on entry boundaries, so each key lies whole in one chunk.
+            var chunk = min(buffer.count - buffer.count % IndexRun.entrySize, bodyEnd - position)
+            if position < entriesEnd { chunk = min(chunk, entriesEnd - position) }
+            let start = position
+            let count = chunk
+            _ = try buffer.withUnsafeMutableBytes { (b) -> Int in try FileIO.pread(fd, b.baseAddress!, count, Int64(start), path) }
+            buffer.withUnsafeBytes { b in
+                crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: b[0..<count]), continuing: crc)
+                if start < entriesEnd {
+                    let first = (start - IndexRun.headerSize) / IndexRun.entrySize
+                    var i = (first + IndexRun.fenceStride - 1) / IndexRun.fenceStride * IndexRun.fenceStride
+                    while i < first + count / IndexRun.entrySize {
+                        let p = b.baseAddress! + (i - first) * IndexRun.entrySize
+                        fence.append(IndexKey(hi: p.le(0, as: UInt64.self), lo: p.le(8, as: UInt64.self)))
+                        i += IndexRun.fenceStride
+                    }
+                } else {
+                    bloomBytes.append(contentsOf: b[0..<count])
+                }
+            }
             position += chunk
         }
         var stored: UInt32 = 0
         _ = try withUnsafeMutableBytes(of: &stored) { (b) -> Int in try FileIO.pread(fd, b.baseAddress!, 4, Int64(bodyEnd), path) }
-        guard crc == UInt32(littleEndian: stored) else { throw LedgerError(.corrupt, "index run \(path) fails its CRC-32C") }
-
+        guard crc == UInt32(littleEndian: stored), bloomBytes.count == m * 8 else {
+            throw LedgerError(.corrupt, "index run \(path) fails its CRC-32C")
+        }
         let mapped = mmap(nil, size, PROT_READ, MAP_SHARED, fd, 0)
         guard let mapped, mapped != MAP_FAILED else { throw FileIO.fail("mmap", path) }
-        let base = UnsafeRawPointer(mapped)
-        map = base
+        map = UnsafeRawPointer(mapped)
         mapLength = size
         count = n
-        var words = [UInt64](repeating: 0, count: m)
-        let bloomStart = IndexRun.headerSize + n * IndexRun.entrySize
-        words.withUnsafeMutableBytes { $0.copyMemory(from: UnsafeRawBufferPointer(start: base + bloomStart, count: m * 8)) }
-        bloom = BloomFilter(words: words.map { UInt64(littleEndian: $0) })
-        var fence: [IndexKey] = []
-        fence.reserveCapacity(n / IndexRun.fenceStride + 1)
-        var i = 0
-        while i < n {
-            fence.append(IndexRun.key(base, i))
-            i += IndexRun.fenceStride
-        }
+        bloom = BloomFilter(words: bloomBytes.withUnsafeBytes { raw in (0..<m).map { raw.baseAddress!.le($0 * 8, as: UInt64.self) } })
         self.fence = fence
     }
 

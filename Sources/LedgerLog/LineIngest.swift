@@ -129,6 +129,7 @@ public final class LineIngest: @unchecked Sendable {
         bytes.withUnsafeBytes { raw in
             let base = UncheckedPointer(raw)
             DispatchQueue.concurrentPerform(iterations: parts) { part in
+                let scratch = ByteWriter(capacity: 4096)
                 let lo = part * count / parts
                 let hi = (part + 1) * count / parts
                 for k in lo..<hi {
@@ -137,7 +138,7 @@ public final class LineIngest: @unchecked Sendable {
                     if end > start && base.raw[end - 1] == 0x0A { end -= 1 }
                     if end > start && base.raw[end - 1] == 0x0D { end -= 1 }
                     let line = UnsafeRawBufferPointer(rebasing: base.raw[start..<end])
-                    slots.set(k, LineIngest.prepare(line, policy: policy, mode: mode))
+                    slots.set(k, LineIngest.prepare(line, policy: policy, mode: mode, scratch: scratch))
                 }
             }
         }
@@ -190,7 +191,7 @@ public final class LineIngest: @unchecked Sendable {
     }
 
     /// One line → one prepared atomic request (empty for a blank line).
-    public static func prepare(_ line: UnsafeRawBufferPointer, policy: AppendPolicy, mode: Mode) -> Result<[PreparedEvent], LedgerError> {
+    public static func prepare(_ line: UnsafeRawBufferPointer, policy: AppendPolicy, mode: Mode, scratch: ByteWriter? = nil) -> Result<[PreparedEvent], LedgerError> {
         var blank = true
         for b in line where b != 0x20 && b != 0x09 {
             blank = false
@@ -223,7 +224,7 @@ public final class LineIngest: @unchecked Sendable {
                     throw items.count > 1 ? error.at(index: i) : error
                 }
             }
-            return EventPreparer.prepare(request: requests, policy: policy, recorded: recorded)
+            return EventPreparer.prepare(request: requests, policy: policy, recorded: recorded, scratch: scratch)
         } catch {
             return .failure(LedgerError.wrap(error))
         }

@@ -12,12 +12,13 @@ extension RecordBatch {
         let bound = Int(LZ4_compressBound(Int32(payload.count)))
         out.reserveCapacity(BatchHeader.size + max(bound, payload.count))
         out.append(contentsOf: repeatElement(0, count: BatchHeader.size + bound))
-        // Acceleration 2: measured ~25% faster than the default on ledger JSON for <0.5% of the ratio.
+        // Acceleration 4: on ledger JSON ~30% faster than the default for ~1.5% of the ratio
+        // (measured with `lz4 -b --fast=N` on a `ledger read` export: 2.967 → 2.920).
         let compressed = payload.count == 0 ? 0 : out.withUnsafeMutableBytes { dst -> Int32 in
             LZ4_compress_fast(
                 payload.baseAddress!.assumingMemoryBound(to: CChar.self),
                 (dst.baseAddress! + BatchHeader.size).assumingMemoryBound(to: CChar.self),
-                Int32(payload.count), Int32(bound), 2)
+                Int32(payload.count), Int32(bound), 4)
         }
         var codec = BatchHeader.Codec.lz4
         var stored = Int(compressed)

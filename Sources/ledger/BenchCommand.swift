@@ -145,6 +145,11 @@ struct BenchAppend: AsyncParsableCommand {
     }
 
     func open(_ dir: String) async throws {
+        if let existing = try? LogReader(directory: dir), existing.head >= Int64(openEvents) {
+            Terminal.line("open: reusing the log of \(Format.count(existing.head)) events in \(dir)")
+            _ = try runSelf(["bench", "open-child", "--data-dir", dir], stdin: nil, stdout: nil)
+            return
+        }
         // Build the log at full speed in this process (fsync never: only its shape matters here).
         var options = options()
         options.fsync = .never

@@ -138,6 +138,33 @@ import LedgerCore
         #expect(fixtures.count - valid > 500)
     }
 
+    /// The request parser's fast path accepts exactly what `append-request.v1.json` accepts.
+    @Test func requestFastPathAgreesWithTheSchema() throws {
+        let full: JSONValue = [
+            "stream": "job-j1", "type": "job.started", "data": ["job": "j1"], "id": "0b6f0c51-3c1e-4e0f-9a4d-2f7f2b0c9e11",
+            "expectedVersion": 3, "causationId": "7d2a1c9e-8b3f-4a6d-b1e2-5c4d3e2f1a00", "correlationId": "run:42", "schemaVersion": 1,
+        ]
+        var variants: [JSONValue] = [full]
+        for member in full.objectValue!.members {
+            var dropped = full.objectValue!
+            dropped[member.key] = nil
+            variants.append(.object(dropped))
+            for m in mutations(of: member.value) + ["any", "no_stream", "exists", "maybe", 0, -1, 1.5, 1001, "a.b", "a.b.c.d.e.f", "A.b", "a..b", "a.", "a_b.c_1"] {
+                var copy = full.objectValue!
+                copy[member.key] = m
+                variants.append(.object(copy))
+            }
+        }
+        var accepted = 0
+        for v in variants {
+            let schemaSays = catalog.appendRequestSchema.validate(v) == nil
+            let parserSays = (try? AppendRequest(json: v)) != nil
+            #expect(schemaSays == parserSays, "\(v)")
+            if parserSays { accepted += 1 }
+        }
+        #expect(accepted > 20 && accepted < variants.count - 50)
+    }
+
     func mutations(of value: JSONValue) -> [JSONValue] {
         switch value {
         case .string(let s):

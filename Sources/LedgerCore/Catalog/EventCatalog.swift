@@ -42,7 +42,8 @@ public struct EventType: Sendable {
 /// envelope and request schemas. Adding a type means adding a schema file: nothing here lists types.
 public final class EventCatalog: Sendable {
     public let registry: SchemaRegistry
-    private let types: [String: EventType]
+    /// name → versions (index = schemaVersion − 1; nil where a version has no schema).
+    private let types: [String: [EventType?]]
     /// Schema of a stored envelope (`Schemas/envelope.v1.json`).
     public let envelopeSchema: JSONSchema
     /// Schema of one append request (`Schemas/append-request.v1.json`).
@@ -63,7 +64,7 @@ public final class EventCatalog: Sendable {
     public init(files: [(path: String, contents: String)]) throws(LedgerError) {
         let registry = try SchemaRegistry(files: files)
         self.registry = registry
-        var types: [String: EventType] = [:]
+        var types: [String: [EventType?]] = [:]
         for document in registry.documents where document.path.hasPrefix("events/") {
             func fail(_ message: String) -> LedgerError { LedgerError(.internal, "Schemas/\(document.path): \(message)") }
             guard let meta = document.json["x-ledger"]?.objectValue,
@@ -83,9 +84,13 @@ public final class EventCatalog: Sendable {
             let required = document.json["required"]?.arrayValue?.compactMap(\.stringValue) ?? []
             guard required.contains(key) else { throw fail("the stream key \(key) must be a required field") }
             guard let schema = registry.schema(id: document.id) else { throw fail("not compiled") }
-            types["\(name)/\(version)"] = EventType(
+            guard (1...1000).contains(version) else { throw fail("schemaVersion must be between 1 and 1000") }
+            var list = types[name] ?? []
+            while list.count < version { list.append(nil) }
+            list[version - 1] = EventType(
                 name: name, schemaVersion: version, schema: schema, streamCategory: category, streamKey: key,
                 isDecision: decision, schemaPath: document.path)
+            types[name] = list
         }
         self.types = types
         func root(_ path: String) throws(LedgerError) -> JSONSchema {
@@ -100,14 +105,17 @@ public final class EventCatalog: Sendable {
     }
 
     /// The type `name` at `schemaVersion`, if the catalog has it.
-    public func type(_ name: String, schemaVersion: Int = 1) -> EventType? { types["\(name)/\(schemaVersion)"] }
+    public func type(_ name: String, schemaVersion: Int = 1) -> EventType? {
+        guard let list = types[name], schemaVersion >= 1, schemaVersion <= list.count else { return nil }
+        return list[schemaVersion - 1]
+    }
 
     /// Whether any version of `name` exists.
-    public func knows(_ name: String) -> Bool { types.values.contains { $0.name == name } }
+    public func knows(_ name: String) -> Bool { types[name] != nil }
 
     /// Every type and version, sorted by name then version.
     public var allTypes: [EventType] {
-        types.values.sorted { ($0.name, $0.schemaVersion) < ($1.name, $1.schemaVersion) }
+        types.values.flatMap { $0.compactMap { $0 } }.sorted { ($0.name, $0.schemaVersion) < ($1.name, $1.schemaVersion) }
     }
 
     /// The schema files themselves (path under `Schemas/`, contents), as embedded.

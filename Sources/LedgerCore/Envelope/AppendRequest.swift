@@ -53,6 +53,12 @@ public struct AppendRequest: Sendable, Equatable {
 
     /// Reads a request object (`Schemas/append-request.v1.json`); the data itself is validated later.
     public init(json value: JSONValue, catalog: EventCatalog = .standard) throws(LedgerError) {
+        // The common, well-formed request is checked field by field against exactly the rules of
+        // the schema; anything else goes through the schema itself, for its precise message.
+        if let request = AppendRequest.fastPath(value) {
+            self = request
+            return
+        }
         if let violation = catalog.appendRequestSchema.validate(value) {
             throw LedgerError(violation.pointer == "/stream" ? .invalidStream : .schemaViolation, "\(violation)", path: violation.pointer)
         }
@@ -70,6 +76,77 @@ public struct AppendRequest: Sendable, Equatable {
             stream: stream, type: type, data: data, id: o["id"]?.stringValue.flatMap(EventID.init),
             expectedVersion: expected, causationId: o["causationId"]?.stringValue.flatMap(EventID.init),
             correlationId: o["correlationId"]?.stringValue, schemaVersion: o["schemaVersion"]?.intValue ?? 1)
+    }
+
+    private static let requestMembers: Set<String> = ["stream", "type", "schemaVersion", "data", "id", "expectedVersion", "causationId", "correlationId"]
+
+    /// A request that certainly satisfies `append-request.v1.json`, or nil (then the schema decides).
+    static func fastPath(_ value: JSONValue) -> AppendRequest? {
+        guard case .object(let o) = value, o.count >= 3, o.count <= 8 else { return nil }
+        var stream: String?
+        var type: String?
+        var data: JSONObject?
+        var request = AppendRequest(stream: "", type: "", data: JSONObject())
+        for member in o.members {
+            switch (member.key, member.value) {
+            case ("stream", .string(let s)):
+                guard StreamName.isValid(s) else { return nil }
+                stream = s
+            case ("type", .string(let t)):
+                guard isTypeName(t) else { return nil }
+                type = t
+            case ("data", .object(let d)): data = d
+            case ("schemaVersion", .number(let n)):
+                guard n >= 1, n <= 1000, n == n.rounded(.towardZero) else { return nil }
+                request.schemaVersion = Int(n)
+            case ("id", .string(let s)):
+                guard let id = EventID(s) else { return nil }
+                request.id = id
+            case ("causationId", .string(let s)):
+                guard let id = EventID(s) else { return nil }
+                request.causationId = id
+            case ("correlationId", .string(let s)):
+                guard StreamName.isValidPrincipal(s) else { return nil }
+                request.correlationId = s
+            case ("expectedVersion", .string("any")): request.expectedVersion = .any
+            case ("expectedVersion", .string("no_stream")): request.expectedVersion = .noStream
+            case ("expectedVersion", .string("exists")): request.expectedVersion = .exists
+            case ("expectedVersion", .number(let n)):
+                guard n >= 0, n <= 9_007_199_254_740_991, n == n.rounded(.towardZero) else { return nil }
+                request.expectedVersion = .exactly(Int64(n))
+            default:
+                return nil
+            }
+        }
+        guard let stream, let type, let data else { return nil }
+        request.stream = stream
+        request.type = type
+        request.data = data
+        return request
+    }
+
+    /// `^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*){1,4}$` (envelope.v1.json `type`).
+    static func isTypeName(_ name: String) -> Bool {
+        var name = name
+        return name.withUTF8 { b in
+            var segments = 0
+            var i = 0
+            while i < b.count {
+                guard b[i] >= 0x61 && b[i] <= 0x7A else { return false }
+                i += 1
+                while i < b.count && b[i] != 0x2E {
+                    let c = b[i]
+                    guard (c >= 0x61 && c <= 0x7A) || (c >= 0x30 && c <= 0x39) || c == 0x5F else { return false }
+                    i += 1
+                }
+                segments += 1
+                if i < b.count {
+                    i += 1  // the dot
+                    guard i < b.count else { return false }
+                }
+            }
+            return segments >= 2 && segments <= 5
+        }
     }
 
     /// Reads one line of `ledger import --preserve-time` (`Schemas/import-record.v1.json`), which

@@ -120,11 +120,11 @@ extension EventPreparer {
     /// Prepares one atomic request; the error of a multi-event request carries the event's index.
     public static func prepare(
         request events: [AppendRequest], policy: AppendPolicy, recorded: [RecordedPosition?]? = nil,
-        catalog: EventCatalog = .standard
+        catalog: EventCatalog = .standard, scratch: ByteWriter? = nil
     ) -> Result<[PreparedEvent], LedgerError> {
         var out: [PreparedEvent] = []
         out.reserveCapacity(events.count)
-        let scratch = ByteWriter(capacity: 1024)
+        let scratch = scratch ?? ByteWriter(capacity: 1024)
         for (i, e) in events.enumerated() {
             do {
                 out.append(try prepare(e, policy: policy, catalog: catalog, recorded: recorded?[i] ?? nil, scratch: scratch))
