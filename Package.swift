@@ -13,11 +13,13 @@ let package = Package(
         .executable(name: "ledger", targets: ["ledger"]),
         .library(name: "LedgerCore", targets: ["LedgerCore"]),
         .library(name: "LedgerLog", targets: ["LedgerLog"]),
+        .library(name: "LedgerProjections", targets: ["LedgerProjections"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // System libraries, through pkg-config; Debian packages named for apt.
@@ -51,6 +53,16 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "LedgerProjections",
+            dependencies: [
+                "LedgerCore", "LedgerLog",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
             name: "LedgerSimulator",
             dependencies: ["LedgerCore"],
             swiftSettings: strict
@@ -58,7 +70,7 @@ let package = Package(
         .executableTarget(
             name: "ledger",
             dependencies: [
-                "LedgerCore", "LedgerLog", "LedgerSimulator",
+                "LedgerCore", "LedgerLog", "LedgerProjections", "LedgerSimulator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -67,7 +79,8 @@ let package = Package(
 
         .testTarget(name: "LedgerCoreTests", dependencies: ["LedgerCore"], exclude: ["Fixtures"], swiftSettings: strict),
         .testTarget(name: "LedgerLogTests", dependencies: ["LedgerLog", "LedgerCore", "LedgerSimulator"], swiftSettings: strict),
+        .testTarget(name: "LedgerProjectionsTests", dependencies: ["LedgerProjections", "LedgerLog", "LedgerCore", "LedgerSimulator"], swiftSettings: strict),
         .testTarget(name: "LedgerSimulatorTests", dependencies: ["LedgerSimulator", "LedgerCore"], swiftSettings: strict),
-        .testTarget(name: "ledgerTests", dependencies: ["ledger", "LedgerCore", "LedgerLog"], exclude: ["Fixtures"], swiftSettings: strict),
+        .testTarget(name: "ledgerTests", dependencies: ["ledger", "LedgerCore", "LedgerLog", "LedgerProjections"], exclude: ["Fixtures"], swiftSettings: strict),
     ]
 )

@@ -20,7 +20,8 @@ struct Ledger: AsyncParsableCommand {
             """,
         subcommands: [
             DemoCommand.self, AppendCommand.self, ReadCommand.self, TailCommand.self, VerifyCommand.self,
-            StatsCommand.self, ImportCommand.self, BenchCommand.self,
+            StatsCommand.self, ImportCommand.self, ProjectCommand.self, RegistryCommand.self, ChargebackCommand.self,
+            SLOCommand.self, AuditCommand.self, LineageCommand.self, BenchCommand.self,
         ]
     )
 

@@ -1,0 +1,84 @@
+public import LedgerCore
+public import LedgerLog
+import GRDB
+
+/// `--as-of OFFSET|TIME`: the prefix of the log a query answers for (SEMANTICS.md): an offset
+/// includes the event at that offset; a time includes every event whose time is at or before it.
+public enum AsOf: Sendable, Equatable, CustomStringConvertible {
+    case head
+    case offset(Int64)
+    case time(Timestamp)
+
+    /// Parses `12345` or `2026-11-30T12:00:00.000Z`.
+    public init(parsing text: String) throws(LedgerError) {
+        if let n = Int64(text), n >= 0 {
+            self = .offset(n)
+        } else if let t = Timestamp(text) {
+            self = .time(t)
+        } else {
+            throw LedgerError(.usage, "--as-of takes an offset (0, 1, …) or a time like 2026-11-30T12:00:00.000Z, not \"\(text)\"")
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .head: return "head"
+        case .offset(let o): return "offset \(o)"
+        case .time(let t): return t.description
+        }
+    }
+}
+
+/// What every query is answered against: the projections, the log (for hashes and event
+/// details), and the resolved prefix.
+public struct QueryContext: Sendable {
+    public let store: ProjectionStore
+    public let source: any LogSource
+    /// The last offset included (−1 for an empty prefix).
+    public let last: Int64
+    /// The time of the as-of point: the event at `last`, or the requested time.
+    public let time: Int64
+    public let asOf: AsOf
+
+    /// Resolves `asOf` against the log and checks the projections have got that far.
+    public init(store: ProjectionStore, source: any LogSource, asOf: AsOf) throws {
+        self.store = store
+        self.source = source
+        self.asOf = asOf
+        let checkpoint = try store.checkpoint()
+        let projected = checkpoint.nextOffset - 1
+        var last: Int64
+        switch asOf {
+        case .head: last = projected
+        case .offset(let o): last = o
+        case .time(let t): last = try source.lastOffset(atOrBefore: t)
+        }
+        guard last <= projected else {
+            throw LedgerError(.usage, "the projections are built up to offset \(projected); \(asOf) is beyond (run `ledger project`)")
+        }
+        if last >= source.head {
+            throw LedgerError(.usage, "\(asOf) is beyond the log's head (\(source.head - 1))")
+        }
+        self.last = last
+        switch asOf {
+        case .time(let t): time = t.milliseconds
+        default: time = last >= 0 ? (try source.event(at: last)?.time.milliseconds ?? 0) : 0
+        }
+    }
+
+    func read<T>(_ body: (Database) throws -> T) throws -> T {
+        do {
+            return try store.pool.read(body)
+        } catch let error as DatabaseError {
+            throw LedgerError(.io, "projections: \(error.message ?? "\(error)")")
+        }
+    }
+
+    /// The envelope at `offset`.
+    func envelope(_ offset: Int64) throws -> Envelope? { try source.event(at: offset)?.envelope() }
+
+    /// The as-of point for JSON answers.
+    public var asOfJSON: JSONValue {
+        ["offset": .number(Double(last)), "time": .string(Timestamp(milliseconds: time).description)]
+    }
+}

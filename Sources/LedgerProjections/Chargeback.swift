@@ -1,0 +1,430 @@
+public import Foundation
+import GRDB
+public import LedgerCore
+
+/// FinOps chargeback and showback (anchors: OpenCost allocation, FOCUS 1.2), exactly as
+/// SEMANTICS.md defines it: allocation intervals priced with the price in force at each instant
+/// (split at `effectiveFrom`), UTC-day periods, idle capacity as its own `__idle__` rows,
+/// `shareIdle`, inference usage, unpriced rows flagged, corrections to closed days.
+public enum Chargeback {
+    public static let idleTeam = "__idle__"
+    static let dayMs: Int64 = 86_400_000
+    static let msPerHour = Decimal(3_600_000)
+
+    public enum Kind: String, Sendable, CaseIterable { case usage, idle, inference }
+    public enum ChargeClass: String, Sendable { case regular, correction }
+    public enum Dimension: String, Sendable, CaseIterable { case team, gpuType, project, model, day }
+
+    public struct Options: Sendable {
+        public var from: Timestamp
+        public var to: Timestamp
+        public var groupBy: [Dimension]
+        public var shareIdle: Bool
+
+        public init(from: Timestamp, to: Timestamp, groupBy: [Dimension] = [.team, .gpuType], shareIdle: Bool = false) {
+            self.from = from
+            self.to = to
+            self.groupBy = groupBy
+            self.shareIdle = shareIdle
+        }
+    }
+
+    /// One computed charge: the finest grain, before grouping.
+    public struct Line: Sendable, Equatable {
+        public var team: String
+        public var project: String?
+        public var model: String?
+        public var gpuType: String
+        public var day: Int64
+        public var kind: Kind
+        public var chargeClass: ChargeClass
+        public var currency: String
+        /// False: no price was in force (cost is unknown, never zero).
+        public var priced: Bool
+        /// GPU-milliseconds.
+        public var gpuMs: Decimal
+        /// Σ GPUs × milliseconds × hourly rate; cost = this / 3,600,000.
+        public var costNumerator: Decimal
+        /// Idle cost received through `shareIdle` (already in currency units).
+        public var idleShare: Decimal = 0
+
+        var key: LineKey { LineKey(team: team, project: project, model: model, gpuType: gpuType, day: day, kind: kind, chargeClass: chargeClass, currency: currency, priced: priced) }
+        public var cost: Decimal { costNumerator / Chargeback.msPerHour }
+        public var gpuHours: Decimal { gpuMs / Chargeback.msPerHour }
+    }
+
+    struct LineKey: Hashable {
+        var team: String
+        var project: String?
+        var model: String?
+        var gpuType: String
+        var day: Int64
+        var kind: Kind
+        var chargeClass: ChargeClass
+        var currency: String
+        var priced: Bool
+    }
+
+    /// A grouped row of the report.
+    public struct Row: Sendable {
+        public var team: String?
+        public var gpuType: String?
+        public var project: String?
+        public var model: String?
+        public var day: Int64?
+        public var kind: Kind
+        public var chargeClass: ChargeClass
+        public var currency: String
+        public var missingPrice: Bool
+        public var gpuHours: Decimal
+        /// nil when unpriced.
+        public var cost: Decimal?
+        public var idleShare: Decimal
+        public var total: Decimal? { cost.map { $0 + idleShare } }
+    }
+
+    public struct Report: Sendable {
+        public var from: Timestamp
+        /// The query's end: the earliest of --to, the as-of point and the last event seen.
+        public var end: Timestamp
+        public var lines: [Line]
+        public var rows: [Row]
+        public var options: Options
+    }
+
+    // MARK: facts
+
+    struct Price {
+        var offset: Int64
+        var effectiveFrom: Int64
+        var rate: Decimal
+        var currency: String
+    }
+
+    struct Interval {
+        var offset: Int64
+        var start: Int64
+        var endOffset: Int64?
+        var end: Int64?
+        var gpus: Int
+        var team: String
+        var project: String?
+        var model: String?
+        var gpuType: String
+
+        /// The end as known in the prefix up to `p` (nil: still open).
+        func end(asOf p: Int64) -> Int64? {
+            guard let endOffset, endOffset <= p else { return nil }
+            return end
+        }
+    }
+
+    struct Window {
+        var offset: Int64
+        var end: Int64
+        var gpuSeconds: Decimal
+        var team: String?
+        var model: String?
+        var gpuType: String?
+    }
+
+    struct Facts {
+        var prices: [String: [Price]] = [:]
+        var capacity: [String: [Interval]] = [:]
+        var allocations: [String: [Interval]] = [:]
+        var windows: [Window] = []
+        var closed: [Int64: Int64] = [:]  // day → closing offset
+    }
+
+    static func decimal(_ value: Double) -> Decimal {
+        Money.decimal(JSONValue.number(value).description) ?? Decimal(value)
+    }
+
+    static func loadFacts(_ q: QueryContext, from: Int64, to: Int64) throws -> Facts {
+        try q.read { db in
+            var f = Facts()
+            for row in try GRDB.Row.fetchAll(db, sql: "SELECT offset, gpu_type, hourly_rate, currency, effective_from FROM prices WHERE offset <= ? ORDER BY offset", arguments: [q.last]) {
+                f.prices[row[1], default: []].append(Price(offset: row[0], effectiveFrom: row[4], rate: Money.decimal(row[2]) ?? 0, currency: row[3]))
+            }
+            for row in try GRDB.Row.fetchAll(db, sql: """
+                SELECT offset, node, gpu_type, gpu_count, from_time, removed_offset, removed_time FROM capacity
+                WHERE offset <= ? AND from_time < ? AND (removed_time IS NULL OR removed_time > ? OR removed_offset > ?)
+                """, arguments: [q.last, to, from, q.last]) {
+                f.capacity[row[2], default: []].append(Interval(offset: row[0], start: row[4], endOffset: row[5], end: row[6], gpus: row[3], team: Chargeback.idleTeam, project: nil, model: nil, gpuType: row[2]))
+            }
+            for row in try GRDB.Row.fetchAll(db, sql: """
+                SELECT a.offset, a.gpu_type, a.gpus, a.team, a.start_time, a.release_offset, a.end_time,
+                    (SELECT project FROM jobs j WHERE j.job = a.job AND j.offset <= a.offset ORDER BY j.offset DESC LIMIT 1),
+                    (SELECT model FROM jobs j WHERE j.job = a.job AND j.offset <= a.offset ORDER BY j.offset DESC LIMIT 1)
+                FROM allocations a
+                WHERE a.offset <= ? AND a.start_time < ? AND (a.end_time IS NULL OR a.end_time > ? OR a.release_offset > ?)
+                """, arguments: [q.last, to, from, q.last]) {
+                f.allocations[row[1], default: []].append(Interval(offset: row[0], start: row[4], endOffset: row[5], end: row[6], gpus: row[2], team: row[3], project: row[7], model: row[8], gpuType: row[1]))
+            }
+            for row in try GRDB.Row.fetchAll(db, sql: """
+                SELECT w.offset, w.window_end, w.gpu_seconds, d.team, d.model, d.gpu_type FROM serving_windows w
+                LEFT JOIN deployment_events d ON d.offset = (SELECT MAX(offset) FROM deployment_events e
+                    WHERE e.deployment = w.deployment AND e.type = 'deployment.created' AND e.offset <= w.offset)
+                WHERE w.offset <= ? AND w.window_end >= ? AND w.window_end < ? AND w.gpu_seconds IS NOT NULL AND w.gpu_seconds > 0
+                """, arguments: [q.last, from, to]) {
+                let seconds: Double = row[2]
+                f.windows.append(Window(offset: row[0], end: row[1], gpuSeconds: decimal(seconds), team: row[3], model: row[4], gpuType: row[5]))
+            }
+            for row in try GRDB.Row.fetchAll(db, sql: "SELECT day, closed_offset FROM days_closed WHERE closed_offset <= ?", arguments: [q.last]) {
+                f.closed[row[0]] = row[1]
+            }
+            return f
+        }
+    }
+
+    // MARK: computing
+
+    /// The report for `options`, as of the query's prefix.
+    public static func report(_ q: QueryContext, _ options: Options) throws -> Report {
+        let from = options.from.milliseconds
+        let end = min(options.to.milliseconds, q.last >= 0 ? q.time : options.from.milliseconds, lastEventTime(q))
+        var lines: [Line] = []
+        if end > from {
+            let facts = try loadFacts(q, from: from, to: end)
+            var day = Timestamp(milliseconds: from).startOfDay.milliseconds
+            while day < end {
+                let s = max(from, day)
+                let e = min(end, day + dayMs)
+                if let closing = facts.closed[day] {
+                    lines += compute(facts, day: day, start: s, end: e, prefix: closing, gpuTypes: nil)
+                    lines += corrections(facts, day: day, start: s, end: e, closing: closing, last: q.last)
+                } else {
+                    lines += compute(facts, day: day, start: s, end: e, prefix: q.last, gpuTypes: nil)
+                }
+                day += dayMs
+            }
+        }
+        if options.shareIdle { shareIdle(&lines) }
+        return Report(from: options.from, end: Timestamp(milliseconds: max(from, end)), lines: lines, rows: group(lines, by: options.groupBy), options: options)
+    }
+
+    static func lastEventTime(_ q: QueryContext) -> Int64 {
+        guard q.last >= 0, let e = try? q.source.event(at: q.last) else { return 0 }
+        return e.time.milliseconds
+    }
+
+    /// Price change points of a type within [start, end), known in the prefix `p`: (instant, rate or nil).
+    static func priceSteps(_ prices: [Price]?, prefix p: Int64, start: Int64, end: Int64) -> [(Int64, Price?)] {
+        let known = (prices ?? []).filter { $0.offset <= p }.sorted { ($0.effectiveFrom, $0.offset) < ($1.effectiveFrom, $1.offset) }
+        var inForce: Price? = nil
+        var steps: [(Int64, Price?)] = []
+        for price in known {
+            if price.effectiveFrom <= start {
+                inForce = price  // the later in the log wins among equal effectiveFrom (sorted by offset)
+            } else if price.effectiveFrom < end {
+                if let last = steps.last, last.0 == price.effectiveFrom { steps.removeLast() }
+                steps.append((price.effectiveFrom, price))
+            }
+        }
+        return [(start, inForce)] + steps
+    }
+
+    /// The lines of one day window [start, end) with the knowledge of offsets ≤ `prefix`.
+    static func compute(_ f: Facts, day: Int64, start: Int64, end: Int64, prefix p: Int64, gpuTypes: Set<String>?) -> [Line] {
+        var out: [LineKey: Line] = [:]
+        func add(_ key: LineKey, gpuMs: Decimal, numerator: Decimal) {
+            if var line = out[key] {
+                line.gpuMs += gpuMs
+                line.costNumerator += numerator
+                out[key] = line
+            } else {
+                out[key] = Line(team: key.team, project: key.project, model: key.model, gpuType: key.gpuType, day: key.day, kind: key.kind, chargeClass: key.chargeClass, currency: key.currency, priced: key.priced, gpuMs: gpuMs, costNumerator: numerator)
+            }
+        }
+        var types = Set(f.capacity.keys).union(f.allocations.keys)
+        if let gpuTypes { types = types.intersection(gpuTypes) }
+        for gpuType in types.sorted() {
+            let steps = priceSteps(f.prices[gpuType], prefix: p, start: start, end: end)
+            // Piecewise-constant capacity and allocation, as deltas at instants.
+            var deltas: [(Int64, Int, Int)] = []  // (instant, Δcapacity, Δallocated)
+            for c in f.capacity[gpuType] ?? [] where c.offset <= p {
+                let s = max(start, c.start)
+                let e = min(end, c.end(asOf: p) ?? Int64.max)
+                if s < e {
+                    deltas.append((s, c.gpus, 0))
+                    deltas.append((e, -c.gpus, 0))
+                }
+            }
+            for a in f.allocations[gpuType] ?? [] where a.offset <= p {
+                let s = max(start, a.start)
+                let e = min(end, a.end(asOf: p) ?? Int64.max)
+                guard s < e else { continue }
+                deltas.append((s, 0, a.gpus))
+                deltas.append((e, 0, -a.gpus))
+                // Usage: the interval split at every price change within it.
+                for (i, step) in steps.enumerated() {
+                    let segStart = max(s, step.0)
+                    let segEnd = min(e, i + 1 < steps.count ? steps[i + 1].0 : end)
+                    guard segStart < segEnd else { continue }
+                    let gpuMs = Decimal(a.gpus) * Decimal(segEnd - segStart)
+                    let key = LineKey(team: a.team, project: a.project, model: a.model, gpuType: gpuType, day: day, kind: .usage, chargeClass: .regular,
+                        currency: step.1?.currency ?? currency(f, gpuType), priced: step.1 != nil)
+                    add(key, gpuMs: gpuMs, numerator: step.1.map { gpuMs * $0.rate } ?? 0)
+                }
+            }
+            // Idle: capacity minus allocated, floored at 0, integrated and priced on its own
+            // (price changes are instants of the sweep too).
+            for step in steps { deltas.append((step.0, 0, 0)) }
+            deltas.sort { $0.0 < $1.0 }
+            var capacityNow = 0
+            var allocatedNow = 0
+            var stepIndex = 0
+            var i = 0
+            while i < deltas.count {
+                let t = deltas[i].0
+                while i < deltas.count && deltas[i].0 == t {
+                    capacityNow += deltas[i].1
+                    allocatedNow += deltas[i].2
+                    i += 1
+                }
+                let next = i < deltas.count ? deltas[i].0 : end
+                guard next > t, t < end else { continue }
+                while stepIndex + 1 < steps.count && steps[stepIndex + 1].0 <= t { stepIndex += 1 }
+                let idle = max(0, capacityNow - allocatedNow)
+                guard idle > 0 else { continue }
+                let gpuMs = Decimal(idle) * Decimal(min(next, end) - t)
+                let price = steps[stepIndex].1
+                let key = LineKey(team: idleTeam, project: nil, model: nil, gpuType: gpuType, day: day, kind: .idle, chargeClass: .regular,
+                    currency: price?.currency ?? currency(f, gpuType), priced: price != nil)
+                add(key, gpuMs: gpuMs, numerator: price.map { gpuMs * $0.rate } ?? 0)
+            }
+        }
+        // Inference: GPU-seconds of serving windows, at the rate in force at windowEnd.
+        for w in f.windows where w.offset <= p && w.end >= start && w.end < end && (gpuTypes == nil || gpuTypes!.contains(w.gpuType ?? "")) {
+            do {
+                let gpuType = w.gpuType ?? "unknown"
+                let price = w.gpuType.flatMap { type in priceSteps(f.prices[type], prefix: p, start: w.end, end: w.end + 1).first?.1 }
+                let gpuMs = w.gpuSeconds * 1000
+                let key = LineKey(team: w.team ?? "unknown", project: nil, model: w.model, gpuType: gpuType, day: day, kind: .inference, chargeClass: .regular,
+                    currency: price?.currency ?? currency(f, gpuType), priced: price != nil)
+                add(key, gpuMs: gpuMs, numerator: price.map { gpuMs * $0.rate } ?? 0)
+            }
+        }
+        return out.values.sorted(by: lineOrder)
+    }
+
+    static func currency(_ f: Facts, _ gpuType: String) -> String { f.prices[gpuType]?.last?.currency ?? "USD" }
+
+    /// Corrections to a closed day: each later event that changes its charges (a retroactive
+    /// price, a late inference window) adds lines carrying the difference it makes.
+    static func corrections(_ f: Facts, day: Int64, start: Int64, end: Int64, closing: Int64, last: Int64) -> [Line] {
+        var events: [(Int64, String?)] = []  // (offset, gpuType for a price; nil for a window)
+        for (gpuType, prices) in f.prices {
+            for price in prices where price.offset > closing && price.offset <= last && price.effectiveFrom < end { events.append((price.offset, gpuType)) }
+        }
+        for w in f.windows where w.offset > closing && w.offset <= last && w.end >= start && w.end < end { events.append((w.offset, nil)) }
+        events.sort { $0.0 < $1.0 }
+        var out: [Line] = []
+        for (offset, gpuType) in events {
+            let scope: Set<String>? = gpuType.map { [$0] }
+            var before: [LineKey: Line] = [:]
+            var after: [LineKey: Line] = [:]
+            if let scope {
+                for l in compute(f, day: day, start: start, end: end, prefix: offset - 1, gpuTypes: scope) { before[l.key] = l }
+                for l in compute(f, day: day, start: start, end: end, prefix: offset, gpuTypes: scope) { after[l.key] = l }
+            } else {
+                // A window adds exactly its own charge.
+                var f1 = f
+                f1.windows = f.windows.filter { $0.offset == offset }
+                f1.capacity = [:]
+                f1.allocations = [:]
+                for l in compute(f1, day: day, start: start, end: end, prefix: offset, gpuTypes: nil) { after[l.key] = l }
+            }
+            for key in Set(before.keys).union(after.keys) {
+                let a = after[key]
+                let b = before[key]
+                let gpuMs = (a?.gpuMs ?? 0) - (b?.gpuMs ?? 0)
+                let numerator = (a?.costNumerator ?? 0) - (b?.costNumerator ?? 0)
+                guard gpuMs != 0 || numerator != 0 else { continue }
+                var line = a ?? b!
+                line.chargeClass = .correction
+                line.gpuMs = gpuMs
+                line.costNumerator = numerator
+                out.append(line)
+            }
+        }
+        return out.sorted(by: lineOrder)
+    }
+
+    /// Distributes each gpuType and day's idle cost to the teams in proportion to their priced
+    /// allocated cost; what is distributed leaves the `__idle__` row (OpenCost's weighted split).
+    static func shareIdle(_ lines: inout [Line]) {
+        struct Bucket: Hashable {
+            var gpuType: String
+            var day: Int64
+            var currency: String
+        }
+        var idleIndex: [Bucket: Int] = [:]
+        var weights: [Bucket: [(Int, Decimal)]] = [:]
+        for (i, l) in lines.enumerated() where l.chargeClass == .regular && l.priced {
+            let b = Bucket(gpuType: l.gpuType, day: l.day, currency: l.currency)
+            if l.kind == .idle { idleIndex[b] = i } else if l.kind == .usage { weights[b, default: []].append((i, l.cost)) }
+        }
+        for (bucket, idle) in idleIndex {
+            guard let ws = weights[bucket] else { continue }
+            let total = ws.reduce(Decimal(0)) { $0 + $1.1 }
+            guard total > 0 else { continue }
+            let idleCost = lines[idle].cost
+            var given = Decimal(0)
+            for (j, (index, weight)) in ws.enumerated() {
+                // The last share takes the remainder, so shares sum to the idle cost exactly.
+                let share = j == ws.count - 1 ? idleCost - given : idleCost * weight / total
+                lines[index].idleShare += share
+                given += share
+            }
+            lines[idle].idleShare -= idleCost
+        }
+    }
+
+    static func lineOrder(_ a: Line, _ b: Line) -> Bool {
+        if a.day != b.day { return a.day < b.day }
+        let ka = [a.gpuType, a.kind.rawValue, a.team, a.project ?? "", a.model ?? "", a.chargeClass.rawValue, a.priced ? "0" : "1"]
+        let kb = [b.gpuType, b.kind.rawValue, b.team, b.project ?? "", b.model ?? "", b.chargeClass.rawValue, b.priced ? "0" : "1"]
+        return ka.lexicographicallyPrecedes(kb)
+    }
+
+    static func rowOrder(_ a: Row, _ b: Row) -> Bool {
+        if (a.day ?? 0) != (b.day ?? 0) { return (a.day ?? 0) < (b.day ?? 0) }
+        let ka = [a.team ?? "", a.gpuType ?? "", a.project ?? "", a.model ?? "", a.kind.rawValue, a.chargeClass.rawValue, a.missingPrice ? "1" : "0"]
+        let kb = [b.team ?? "", b.gpuType ?? "", b.project ?? "", b.model ?? "", b.kind.rawValue, b.chargeClass.rawValue, b.missingPrice ? "1" : "0"]
+        return ka.lexicographicallyPrecedes(kb)
+    }
+
+    /// Rows grouped by the chosen dimensions (plus kind, class, currency and whether priced).
+    static func group(_ lines: [Line], by dimensions: [Dimension]) -> [Row] {
+        struct Key: Hashable {
+            var team, gpuType, project, model: String?
+            var day: Int64?
+            var kind: Kind
+            var chargeClass: ChargeClass
+            var currency: String
+            var priced: Bool
+        }
+        let d = Set(dimensions)
+        var rows: [Key: Row] = [:]
+        var order: [Key] = []
+        for l in lines {
+            let key = Key(
+                team: d.contains(.team) ? l.team : nil, gpuType: d.contains(.gpuType) ? l.gpuType : nil,
+                project: d.contains(.project) ? l.project : nil, model: d.contains(.model) ? l.model : nil,
+                day: d.contains(.day) ? l.day : nil, kind: l.kind, chargeClass: l.chargeClass, currency: l.currency, priced: l.priced)
+            if var row = rows[key] {
+                row.gpuHours += l.gpuHours
+                if l.priced { row.cost = (row.cost ?? 0) + l.cost }
+                row.idleShare += l.idleShare
+                rows[key] = row
+            } else {
+                rows[key] = Row(team: key.team, gpuType: key.gpuType, project: key.project, model: key.model, day: key.day, kind: l.kind,
+                    chargeClass: l.chargeClass, currency: l.currency, missingPrice: !l.priced, gpuHours: l.gpuHours,
+                    cost: l.priced ? l.cost : nil, idleShare: l.idleShare)
+                order.append(key)
+            }
+        }
+        return order.map { rows[$0]! }.sorted(by: rowOrder)
+    }
+}

@@ -1,0 +1,112 @@
+import GRDB
+
+/// The projections' tables. Every table is a set of **facts keyed by the offset of the event that
+/// recorded them**; nothing is ever updated in place except an allocation's or a capacity
+/// interval's end. Any query "as of" a prefix of the log selects the facts at or below that
+/// offset, so an answer about a past point never changes when later events arrive, and no
+/// snapshot or refold is needed to go back in time.
+///
+/// Migrations are named and append-only: a new release adds migrations, never edits one.
+enum ProjectionSchema {
+    static func migrator() -> DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1: checkpoints, anomalies, audit, registry, chargeback, slo") { db in
+            try db.execute(sql: """
+                CREATE TABLE checkpoints (
+                    projection TEXT PRIMARY KEY,
+                    next_offset INTEGER NOT NULL,   -- every event before it is applied
+                    last_hash TEXT NOT NULL,        -- hash of the event at next_offset - 1 (or 64 zeros)
+                    last_time INTEGER NOT NULL      -- its time, ms since the epoch
+                );
+                CREATE TABLE anomalies (
+                    offset INTEGER NOT NULL,
+                    projection TEXT NOT NULL,
+                    type TEXT NOT NULL,
+                    message TEXT NOT NULL,
+                    PRIMARY KEY (offset, projection, message)
+                ) WITHOUT ROWID;
+
+                -- audit: postings of offsets per actor, stream, category and type, in buckets of
+                -- 4096 offsets (2 bytes each, relative to the bucket), and causation links.
+                CREATE TABLE audit_postings (
+                    kind TEXT NOT NULL,
+                    key TEXT NOT NULL,
+                    bucket INTEGER NOT NULL,
+                    offsets BLOB NOT NULL,
+                    PRIMARY KEY (kind, key, bucket)
+                ) WITHOUT ROWID;
+                CREATE TABLE audit_causes (
+                    cause_id BLOB NOT NULL,
+                    effect_offset INTEGER NOT NULL,
+                    PRIMARY KEY (cause_id, effect_offset)
+                ) WITHOUT ROWID;
+
+                -- registry (MLflow-like): models, versions, evaluations, approvals, aliases, archives, deployments.
+                CREATE TABLE models (offset INTEGER PRIMARY KEY, model TEXT NOT NULL, team TEXT NOT NULL, description TEXT, actor TEXT NOT NULL, time INTEGER NOT NULL);
+                CREATE INDEX models_by_name ON models (model, offset);
+                CREATE TABLE model_versions (offset INTEGER PRIMARY KEY, model TEXT NOT NULL, version TEXT NOT NULL, source TEXT NOT NULL, digest TEXT NOT NULL,
+                    job TEXT, datasets TEXT NOT NULL, baseline TEXT, actor TEXT NOT NULL, time INTEGER NOT NULL, hash TEXT NOT NULL);
+                CREATE INDEX versions_by_model ON model_versions (model, version, offset);
+                CREATE TABLE model_evaluations (offset INTEGER PRIMARY KEY, model TEXT NOT NULL, version TEXT NOT NULL, metrics TEXT NOT NULL,
+                    passed INTEGER NOT NULL, evaluator TEXT, actor TEXT NOT NULL, time INTEGER NOT NULL, hash TEXT NOT NULL);
+                CREATE INDEX evaluations_by_version ON model_evaluations (model, version, offset);
+                CREATE TABLE model_approvals (offset INTEGER PRIMARY KEY, model TEXT NOT NULL, version TEXT NOT NULL, approver TEXT NOT NULL,
+                    actor TEXT NOT NULL, time INTEGER NOT NULL, hash TEXT NOT NULL);
+                CREATE INDEX approvals_by_version ON model_approvals (model, version, offset);
+                CREATE TABLE model_aliases (offset INTEGER PRIMARY KEY, model TEXT NOT NULL, alias TEXT NOT NULL, version TEXT,
+                    actor TEXT NOT NULL, time INTEGER NOT NULL, hash TEXT NOT NULL);
+                CREATE INDEX aliases_by_model ON model_aliases (model, alias, offset);
+                CREATE TABLE model_archives (offset INTEGER PRIMARY KEY, model TEXT NOT NULL, version TEXT NOT NULL, actor TEXT NOT NULL, time INTEGER NOT NULL, hash TEXT NOT NULL);
+                CREATE INDEX archives_by_version ON model_archives (model, version, offset);
+                CREATE TABLE datasets (offset INTEGER PRIMARY KEY, name TEXT NOT NULL, version TEXT NOT NULL, digest TEXT NOT NULL, source TEXT NOT NULL,
+                    classification TEXT, time INTEGER NOT NULL, hash TEXT NOT NULL);
+                CREATE INDEX datasets_by_name ON datasets (name, version, offset);
+                CREATE TABLE deployment_events (offset INTEGER PRIMARY KEY, deployment TEXT NOT NULL, type TEXT NOT NULL, model TEXT, version TEXT,
+                    team TEXT, gpu_type TEXT, weight INTEGER, detail TEXT, actor TEXT NOT NULL, time INTEGER NOT NULL, hash TEXT NOT NULL);
+                CREATE INDEX deployment_events_by_name ON deployment_events (deployment, offset);
+                CREATE INDEX deployment_events_by_model ON deployment_events (model, version, offset);
+                CREATE TABLE drift_alerts (offset INTEGER PRIMARY KEY, deployment TEXT NOT NULL, model TEXT NOT NULL, version TEXT NOT NULL, feature TEXT NOT NULL,
+                    value REAL NOT NULL, threshold REAL NOT NULL, severity TEXT NOT NULL, time INTEGER NOT NULL, hash TEXT NOT NULL);
+                CREATE INDEX drift_by_version ON drift_alerts (model, version, offset);
+                CREATE TABLE jobs (offset INTEGER PRIMARY KEY, job TEXT NOT NULL, team TEXT NOT NULL, project TEXT, gpu_type TEXT NOT NULL, gpus INTEGER NOT NULL,
+                    model TEXT, datasets TEXT, time INTEGER NOT NULL);
+                CREATE INDEX jobs_by_name ON jobs (job, offset);
+
+                -- chargeback facts: capacity, prices, allocation intervals, deployments' pricing, closed days.
+                CREATE TABLE capacity (offset INTEGER PRIMARY KEY, node TEXT NOT NULL, gpu_type TEXT NOT NULL, gpu_count INTEGER NOT NULL,
+                    from_time INTEGER NOT NULL, removed_offset INTEGER, removed_time INTEGER);
+                CREATE INDEX capacity_open ON capacity (node) WHERE removed_offset IS NULL;
+                CREATE TABLE prices (offset INTEGER PRIMARY KEY, gpu_type TEXT NOT NULL, hourly_rate TEXT NOT NULL, currency TEXT NOT NULL,
+                    effective_from INTEGER NOT NULL, time INTEGER NOT NULL);
+                CREATE TABLE allocations (offset INTEGER PRIMARY KEY, job TEXT NOT NULL, node TEXT NOT NULL, gpu_type TEXT NOT NULL, gpus INTEGER NOT NULL,
+                    team TEXT NOT NULL, start_time INTEGER NOT NULL, release_offset INTEGER, end_time INTEGER);
+                CREATE INDEX allocations_by_end ON allocations (end_time);
+                CREATE INDEX allocations_open ON allocations (job, node) WHERE release_offset IS NULL;
+                CREATE TABLE days_closed (day INTEGER PRIMARY KEY, closed_offset INTEGER NOT NULL, closed_time INTEGER NOT NULL);
+
+                -- serving windows (SLO status, inference chargeback) and SLOs.
+                CREATE TABLE serving_windows (offset INTEGER PRIMARY KEY, deployment TEXT NOT NULL, version TEXT NOT NULL, window_start INTEGER NOT NULL,
+                    window_end INTEGER NOT NULL, requests INTEGER NOT NULL, errors INTEGER NOT NULL, slow INTEGER, p99_ms REAL NOT NULL, gpu_seconds REAL);
+                CREATE INDEX windows_by_deployment ON serving_windows (deployment, window_end);
+                CREATE TABLE slos (offset INTEGER PRIMARY KEY, slo TEXT NOT NULL, deployment TEXT NOT NULL, objective REAL NOT NULL, period_days INTEGER NOT NULL,
+                    sli TEXT NOT NULL, time INTEGER NOT NULL);
+                CREATE TABLE slo_alerts (offset INTEGER PRIMARY KEY, slo TEXT NOT NULL, deployment TEXT NOT NULL, severity TEXT NOT NULL, long_window TEXT NOT NULL,
+                    short_window TEXT NOT NULL, alerted INTEGER NOT NULL, burn_long REAL, burn_short REAL, threshold REAL, time INTEGER NOT NULL, hash TEXT NOT NULL);
+                CREATE INDEX slo_alerts_by_slo ON slo_alerts (slo, offset);
+                """)
+        }
+        return migrator
+    }
+
+    /// The projections, each with its own checkpoint row (all advance in the same transaction).
+    static let projections = ["audit", "chargeback", "registry", "slo"]
+
+    /// Tables and the column they are ordered by, for dumps (a rebuilt projection must dump the same).
+    static let tables: [(String, String)] = [
+        ("checkpoints", "projection"), ("anomalies", "offset, projection, message"), ("audit_postings", "kind, key, bucket"),
+        ("audit_causes", "cause_id, effect_offset"), ("models", "offset"), ("model_versions", "offset"), ("model_evaluations", "offset"),
+        ("model_approvals", "offset"), ("model_aliases", "offset"), ("model_archives", "offset"), ("datasets", "offset"),
+        ("deployment_events", "offset"), ("drift_alerts", "offset"), ("jobs", "offset"), ("capacity", "offset"), ("prices", "offset"),
+        ("allocations", "offset"), ("days_closed", "day"), ("serving_windows", "offset"), ("slos", "offset"), ("slo_alerts", "offset"),
+    ]
+}
