@@ -26,5 +26,22 @@ extension LogSource {
     }
 }
 
+/// Reads events by offset, in any order, decompressing each batch once for nearby reads.
+public final class EventReader {
+    let source: any LogSource
+    private var cursor: LogCursor?
+
+    public init(source: any LogSource) { self.source = source }
+
+    public func event(at offset: Int64) throws -> StoredEvent? {
+        guard offset >= 0, offset < source.head else { return nil }
+        let cursor = self.cursor ?? source.cursor(from: offset, end: nil, filter: .all)
+        self.cursor = cursor
+        cursor.seek(to: offset)
+        guard let view = try cursor.next(), view.offset == offset else { return nil }
+        return view.stored()
+    }
+}
+
 extension SegmentLog: LogSource {}
 extension LogReader: LogSource {}

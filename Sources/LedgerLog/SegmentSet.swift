@@ -220,6 +220,22 @@ public final class LogCursor {
         }
     }
 
+    /// Moves the cursor so that the next call starts at `offset`, keeping the batch in memory when
+    /// it holds that offset (random reads of nearby events decompress each batch once).
+    public func seek(to offset: Int64) {
+        if let h = header, offset >= h.baseOffset, offset < h.nextOffset {
+            if offset < recordOffset {
+                recordPosition = 0
+                recordOffset = h.baseOffset
+            }
+            nextOffset = offset
+            return
+        }
+        header = nil
+        segment = nil
+        nextOffset = max(0, offset)
+    }
+
     private var limit: Int64 { min(end ?? Int64.max, set.durableHead) }
 
     private func loadBatch() throws -> Bool {

@@ -1,6 +1,7 @@
 public import LedgerCore
 public import LedgerLog
 import GRDB
+import Foundation
 
 /// `--as-of OFFSET|TIME`: the prefix of the log a query answers for (SEMANTICS.md): an offset
 /// includes the event at that offset; a time includes every event whose time is at or before it.
@@ -31,7 +32,8 @@ public enum AsOf: Sendable, Equatable, CustomStringConvertible {
 
 /// What every query is answered against: the projections, the log (for hashes and event
 /// details), and the resolved prefix.
-public struct QueryContext: Sendable {
+public final class QueryContext: @unchecked Sendable {
+    // @unchecked: `reader` is only used under `readerLock`.
     public let store: ProjectionStore
     public let source: any LogSource
     /// The last offset included (−1 for an empty prefix).
@@ -39,12 +41,15 @@ public struct QueryContext: Sendable {
     /// The time of the as-of point: the event at `last`, or the requested time.
     public let time: Int64
     public let asOf: AsOf
+    private let reader: EventReader
+    private let readerLock = NSLock()
 
     /// Resolves `asOf` against the log and checks the projections have got that far.
     public init(store: ProjectionStore, source: any LogSource, asOf: AsOf) throws {
         self.store = store
         self.source = source
         self.asOf = asOf
+        reader = EventReader(source: source)
         let checkpoint = try store.checkpoint()
         let projected = checkpoint.nextOffset - 1
         var last: Int64
@@ -75,7 +80,9 @@ public struct QueryContext: Sendable {
     }
 
     /// The envelope at `offset`.
-    func envelope(_ offset: Int64) throws -> Envelope? { try source.event(at: offset)?.envelope() }
+    func envelope(_ offset: Int64) throws -> Envelope? {
+        try readerLock.withLock { try reader.event(at: offset)?.envelope() }
+    }
 
     /// The as-of point for JSON answers.
     public var asOfJSON: JSONValue {

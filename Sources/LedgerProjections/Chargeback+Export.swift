@@ -5,13 +5,14 @@ extension Chargeback.Report {
     /// The report as JSON: rows with GPU-hours and costs rounded half-even to cents (unpriced
     /// rows: cost null and `missingPrice`), and totals per currency.
     public var json: JSONValue {
-        var totals: [String: (Decimal, Decimal)] = [:]  // currency → (cost, idle share)
+        var totals: [String: (Decimal, Decimal)] = [:]  // currency → (cost numerator, idle share)
         for row in rows {
             var t = totals[row.currency] ?? (0, 0)
-            t.0 += row.cost ?? 0
+            if !row.missingPrice { t.0 += row.costNumerator }
             t.1 += row.idleShare
             totals[row.currency] = t
         }
+        for (c, t) in totals { totals[c] = (t.0 / Chargeback.msPerHour, t.1) }
         return [
             "from": .string(from.description), "end": .string(end.description), "shareIdle": .bool(options.shareIdle),
             "groupBy": .array(options.groupBy.map { .string($0.rawValue) }),

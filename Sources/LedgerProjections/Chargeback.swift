@@ -76,10 +76,14 @@ public enum Chargeback {
         public var chargeClass: ChargeClass
         public var currency: String
         public var missingPrice: Bool
-        public var gpuHours: Decimal
-        /// nil when unpriced.
-        public var cost: Decimal?
+        /// GPU-milliseconds.
+        public var gpuMs: Decimal
+        /// Σ GPUs × milliseconds × rate (divided once, when printed: exact until then).
+        public var costNumerator: Decimal
         public var idleShare: Decimal
+        public var gpuHours: Decimal { gpuMs / Chargeback.msPerHour }
+        /// nil when unpriced.
+        public var cost: Decimal? { missingPrice ? nil : costNumerator / Chargeback.msPerHour }
         public var total: Decimal? { cost.map { $0 + idleShare } }
     }
 
@@ -414,14 +418,14 @@ public enum Chargeback {
                 project: d.contains(.project) ? l.project : nil, model: d.contains(.model) ? l.model : nil,
                 day: d.contains(.day) ? l.day : nil, kind: l.kind, chargeClass: l.chargeClass, currency: l.currency, priced: l.priced)
             if var row = rows[key] {
-                row.gpuHours += l.gpuHours
-                if l.priced { row.cost = (row.cost ?? 0) + l.cost }
+                row.gpuMs += l.gpuMs
+                row.costNumerator += l.costNumerator
                 row.idleShare += l.idleShare
                 rows[key] = row
             } else {
                 rows[key] = Row(team: key.team, gpuType: key.gpuType, project: key.project, model: key.model, day: key.day, kind: l.kind,
-                    chargeClass: l.chargeClass, currency: l.currency, missingPrice: !l.priced, gpuHours: l.gpuHours,
-                    cost: l.priced ? l.cost : nil, idleShare: l.idleShare)
+                    chargeClass: l.chargeClass, currency: l.currency, missingPrice: !l.priced, gpuMs: l.gpuMs,
+                    costNumerator: l.costNumerator, idleShare: l.idleShare)
                 order.append(key)
             }
         }

@@ -268,7 +268,7 @@ final class FactWriter {
         pendingClosings = []
         let statement = try db.cachedStatement(sql: """
             INSERT INTO audit_postings (kind, key, bucket, offsets) VALUES (?, ?, ?, ?)
-            ON CONFLICT (kind, key, bucket) DO UPDATE SET offsets = offsets || excluded.offsets
+            ON CONFLICT (kind, key, bucket) DO UPDATE SET offsets = CAST(offsets || excluded.offsets AS BLOB)
             """)
         for (compound, buckets) in postings {
             let split = compound.firstIndex(of: "\u{0}")!

@@ -119,6 +119,17 @@ public final class PlatformSimulator {
             emit(t0 + 90_000, "user:dana", "pricing-" + type, "price.set",
                 ["gpuType": .string(type), "hourlyRate": .number(rate), "currency": "USD", "effectiveFrom": .string(Timestamp(milliseconds: start - 24 * PlatformSimulator.hour).description)])
         }
+        // A price change in the middle of the week (announced in the morning, in force from noon),
+        // and a late correction of an earlier price (FinOps fixes a day already closed).
+        let day = 24 * PlatformSimulator.hour
+        if config.days >= 4 {
+            emit(start + 3 * day + 9 * PlatformSimulator.hour, "user:dana", "pricing-h100", "price.set",
+                ["gpuType": "h100", "hourlyRate": 3.60, "currency": "USD", "effectiveFrom": .string(Timestamp(milliseconds: start + 3 * day + 12 * PlatformSimulator.hour).description)])
+        }
+        if config.days >= 6 {
+            emit(start + 5 * day + 10 * PlatformSimulator.hour, "user:dana", "pricing-l4", "price.set",
+                ["gpuType": "l4", "hourlyRate": 0.85, "currency": "USD", "effectiveFrom": .string(Timestamp(milliseconds: start + 4 * day).description)])
+        }
         // Quotas: nominal shares of each type, borrowing within the cohort; fraud has no cohort.
         let shares: [String: (Int, Int, Int)] = [
             "vision": (48, 32, 16), "nlp": (48, 40, 8), "speech": (24, 16, 16), "recsys": (32, 16, 24), "fraud": (16, 8, 16),
