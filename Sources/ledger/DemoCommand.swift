@@ -4,6 +4,7 @@ import Glibc
 import ArgumentParser
 import LedgerCore
 import LedgerLog
+import LedgerProjections
 import LedgerSimulator
 
 struct DemoCommand: AsyncParsableCommand {
@@ -66,6 +67,8 @@ struct DemoCommand: AsyncParsableCommand {
         Terminal.line("")
         try summarise()
         Terminal.line("")
+        try showProjections(days: days)
+        Terminal.line("")
         let reader = try LogReader(directory: dataDir)
         let stats = try reader.statistics()
         Terminal.line("Log: \(Format.count(stats.events)) events in \(Format.count(stats.streams)) streams, \(Format.count(stats.batches)) record batches, \(stats.segments.count) segment(s), \(Format.bytes(stats.bytesOnDisk)) on disk (\(Format.fixed(stats.compressionRatio, 2))x LZ4)")
@@ -76,6 +79,12 @@ struct DemoCommand: AsyncParsableCommand {
         Terminal.line("  head hash \(report.headHash)")
         Terminal.line("")
         Terminal.line("Next:")
+        Terminal.line("  ledger registry model fraud-detector --data-dir \(dataDir)   # versions, approvals, alias history")
+        Terminal.line("  ledger chargeback --data-dir \(dataDir) --from 2026-11-23 --to 2026-11-30 --group-by team,gpuType,day --share-idle")
+        Terminal.line("  ledger chargeback --data-dir \(dataDir) --from 2026-11-23 --to 2026-11-30 --format focus > focus.csv")
+        Terminal.line("  ledger lineage fraud-detector@2 --data-dir \(dataDir)")
+        Terminal.line("  ledger audit events --actor processor:rollout --data-dir \(dataDir)")
+        Terminal.line("  ledger slo --as-of 2026-11-24T15:00:00.000Z --data-dir \(dataDir)   # any past moment")
         Terminal.line("  ledger read   --data-dir \(dataDir) --type rollout.rolled_back     # decisions with their reasons and evidence")
         Terminal.line("  ledger read   --data-dir \(dataDir) --stream job-train-1           # one job's history")
         Terminal.line("  ledger stats  --data-dir \(dataDir)")
@@ -83,6 +92,50 @@ struct DemoCommand: AsyncParsableCommand {
         Terminal.line("  ledger read   --data-dir \(dataDir) > export.ndjson && python3 Tests/ledgerTests/Fixtures/verify_export.py export.ndjson")
         Terminal.line("  (done in \(Format.fixed(monotonicSeconds() - started, 1)) s)")
     }
+
+    /// Folds the log into the projections and prints the registry, the chargeback per team
+    /// (with idle) and the SLO status of the simulated days.
+    func showProjections(days: Int) throws {
+        let reader = try LogReader(directory: dataDir)
+        let store = try ProjectionStore(dataDirectory: dataDir)
+        let start = monotonicSeconds()
+        let checkpoint = try Projector(store: store, source: reader).catchUp()
+        let seconds = monotonicSeconds() - start
+        Terminal.line("Projections: \(Format.count(checkpoint.nextOffset)) events folded into the registry, chargeback, SLO and audit read models in \(Format.fixed(seconds, 2)) s (\(Format.count(Int64(Double(checkpoint.nextOffset) / max(seconds, 0.001)))) events/s)")
+        let q = try QueryContext(store: store, source: reader, asOf: .head)
+        Terminal.line("")
+        Terminal.line("Registry (ledger registry):")
+        var models = Table(["model", "team", "versions", "aliases", "flags"])
+        for m in try Registry.models(q) {
+            let flags = m.versions.filter(\.selfApproved).map { "v\($0.version) self-approved" }.joined(separator: ", ")
+            models.add([m.model, m.team, String(m.versions.count), m.aliases.map { "\($0.0)=\($0.1)" }.joined(separator: " "), flags])
+        }
+        Terminal.line(indent(models.render()))
+        var deployments = Table(["deployment", "model", "live", "canary", "state"])
+        for d in try Registry.deployments(q) { deployments.add([d.deployment, d.model, d.live, d.canary.map { "\($0) at \(d.weight)%" } ?? "-", d.state]) }
+        Terminal.line(indent(deployments.render()))
+        Terminal.line("")
+        let from = SimulationConfig().start
+        let options = Chargeback.Options(from: from, to: from.adding(milliseconds: Int64(days) * 86_400_000), groupBy: [.team])
+        let report = try Chargeback.report(q, options)
+        Terminal.line("Chargeback, \(options.from) to \(report.end) (ledger chargeback --group-by team):")
+        Terminal.line(indent(ChargebackCommand.table(report)))
+        Terminal.line("")
+        Terminal.line("SLO status (ledger slo):")
+        var slos = Table(["slo", "SLI", "budget left", "burn 1h", "burn 3d", "open alerts"], numeric: [1, 2, 3, 4])
+        for status in try SLOStatus.all(q) {
+            func burn(_ w: String) -> String { status.burnRates.first { $0.0 == w }?.1.map { Format.fixed($0, 2) } ?? "-" }
+            slos.add([status.slo, status.total > 0 ? Format.fixed(Double(status.good) / Double(status.total) * 100, 3) + "%" : "-",
+                status.budgetRemaining.map { Format.fixed($0 * 100, 1) + "%" } ?? "-", burn("1h"), burn("3d"),
+                status.openAlerts.map { "\($0.severity) \($0.longWindow)/\($0.shortWindow)" }.joined(separator: ", ")])
+        }
+        Terminal.line(indent(slos.render()))
+        let anomalies = try Audit.anomalies(q)
+        Terminal.line("Anomalies (ledger audit anomalies): \(anomalies.count)")
+        Terminal.flush()
+    }
+
+    func indent(_ text: String) -> String { text.split(separator: "\n", omittingEmptySubsequences: false).map { "  " + $0 }.joined(separator: "\n") }
 
     /// Replaces a directory an earlier demo made (it holds DEMO); refuses any other non-empty one.
     func prepareDirectory() throws {

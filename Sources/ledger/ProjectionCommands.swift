@@ -46,11 +46,14 @@ struct ProjectCommand: ParsableCommand {
     @OptionGroup var data: DataDirectory
     @Flag(help: "Drop every projection and fold the log again from offset 0.")
     var rebuild = false
+    @Option(help: ArgumentHelp("Events per transaction.", visibility: .hidden))
+    var chunk: Int = 16_384
 
     func run() throws {
         let reader = try LogReader(directory: data.resolved)
         let store = try ProjectionStore(dataDirectory: data.resolved)
         let projector = try Projector(store: store, source: reader)
+        projector.chunkSize = max(1, chunk)
         let before = try store.checkpoint().nextOffset
         let start = monotonicSeconds()
         let checkpoint = rebuild ? try projector.rebuild() : try projector.catchUp()
