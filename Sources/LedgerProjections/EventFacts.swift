@@ -14,9 +14,10 @@ struct EventFacts {
     let causationId: EventID?
     /// The parsed envelope (data, hash), for types that carry facts.
     var envelope: Envelope?
+    /// The `hash` member (64 hex digits), read from the stored JSON without parsing it.
+    let hash: String
 
     var data: JSONObject { envelope?.data ?? JSONObject() }
-    var hash: String { envelope?.hash.description ?? "" }
 
     init(_ view: RecordView, parse: Bool) throws {
         offset = view.offset
@@ -26,6 +27,23 @@ struct EventFacts {
         type = view.type
         (actor, causationId) = EventFacts.leadingMembers(view.json)
         envelope = parse ? try view.envelope() : nil
+        hash = envelope?.hash.description ?? EventFacts.hashMember(view.json)
+    }
+
+    /// The top-level `,"hash":"…"` of a canonical envelope, found from the end: the members after
+    /// it (id, offset, prevHash, schemaVersion, stream, time, type, version) cannot contain that text.
+    static func hashMember(_ json: UnsafeRawBufferPointer) -> String {
+        let marker = Array(",\"hash\":\"".utf8)
+        var i = json.count - marker.count - 64
+        while i >= 0 {
+            if json[i] == 0x2C && json[i + 1] == 0x22 && json[i + 2] == 0x68 && json[i + 3] == 0x61
+                && UnsafeRawBufferPointer(rebasing: json[i..<(i + marker.count)]).elementsEqual(marker)
+            {
+                return String(decoding: UnsafeRawBufferPointer(rebasing: json[(i + marker.count)..<(i + marker.count + 64)]), as: UTF8.self)
+            }
+            i -= 1
+        }
+        return ""
     }
 
     /// `{"actor":"…"[,"causationId":"…"]`: the canonical JSON of an envelope always begins so

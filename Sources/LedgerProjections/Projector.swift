@@ -52,7 +52,7 @@ public final class Projector {
         batch.reserveCapacity(chunkSize)
         func commit() throws {
             guard let last = batch.last else { return }
-            let lastHash = try source.event(at: last.offset).map { try $0.envelope().hash.description } ?? ""
+            let lastHash = last.hash
             try store.pool.write { db in
                 for e in batch { try writer.apply(db, e) }
                 try writer.flush(db)
