@@ -1,0 +1,132 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ArgumentParser
+import LedgerCore
+import LedgerLog
+import LedgerProjections
+
+struct ReplayCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "replay",
+        abstract: "Run a Replay/ scenario in a scratch data directory, and compare its answers with the scenario's expected/ files.",
+        discussion: """
+            A scenario is a folder: events.ndjson (envelopes with their ids, times and actors, as \
+            `ledger import` takes them), scenario.json ({"processors": "none", "checks": [{"args": \
+            [...], "expected": "FILE"}]}), README.md, and expected/. The events are appended one by \
+            one, the projections are brought up to date, then each check runs `ledger <args> \
+            --data-dir <scratch>`; --check compares each output with expected/FILE and prints the \
+            first difference. Without --check, the outputs are printed (or written to expected/ \
+            with --record, to be checked by hand).
+            """)
+
+    @Argument(help: "The scenario folder.") var scenario: String
+    @Option(name: .customLong("data-dir"), help: ArgumentHelp("Keep the resulting data directory here (must not exist yet).", valueName: "OUT"))
+    var output: String?
+    @Flag(help: "Compare every check with its expected file; exit 1 at the first difference.") var check = false
+    @Flag(help: "Write every check's output to expected/ (for a new scenario, to be checked by hand).") var record = false
+
+    func run() async throws {
+        let definition = try JSONParser.parse(try readInput(scenario + "/scenario.json"))
+        guard let checks = definition["checks"]?.arrayValue else { throw LedgerError(.usage, "\(scenario)/scenario.json has no \"checks\" array") }
+        let processors = definition["processors"]?.stringValue ?? "all"
+        guard processors == "none" else {
+            throw LedgerError(.usage, "\(scenario): \"processors\": \"\(processors)\" — this build runs scenarios that carry their own decisions (\"processors\": \"none\")")
+        }
+        let directory: String
+        if let output {
+            guard access(output, F_OK) != 0 else { throw LedgerError(.usage, "\(output) already exists; give a new directory to --data-dir") }
+            directory = output
+        } else {
+            directory = "/tmp/ledger-replay-\(getpid())-\(UInt32.random(in: 0..<UInt32.max))"
+        }
+        defer { if output == nil { removeTree(directory) } }
+
+        // Feed the events one by one, as they happened.
+        let lines = try readInput(scenario + "/events.ndjson").split(separator: 0x0A, omittingEmptySubsequences: true)
+        var options = LogOptions()
+        options.fsync = .onClose
+        let log = try SegmentLog.open(directory: directory, options: options)
+        let policy = AppendPolicy(actor: ProcessInfoLite.localActor, mode: .admin)
+        for (i, line) in lines.enumerated() {
+            let value: JSONValue
+            do {
+                value = try JSONParser.parse(Array(line))
+            } catch {
+                try? log.close()
+                throw LedgerError(error.code, "\(scenario)/events.ndjson line \(i + 1): \(error.message)")
+            }
+            do {
+                let (request, _) = try AppendRequest.importRecord(json: value)
+                _ = try await log.append([request], policy: policy)
+            } catch {
+                try? log.close()
+                let e = LedgerError.wrap(error)
+                throw LedgerError(e.code, "\(scenario)/events.ndjson line \(i + 1): \(e.message)")
+            }
+        }
+        try log.close()
+        let reader = try LogReader(directory: directory)
+        try Projector(store: try ProjectionStore(dataDirectory: directory), source: reader).catchUp()
+
+        var failures = 0
+        for (i, c) in checks.enumerated() {
+            guard let args = c["args"]?.arrayValue?.compactMap(\.stringValue), let expected = c["expected"]?.stringValue else {
+                throw LedgerError(.usage, "\(scenario)/scenario.json check \(i): needs \"args\" (strings) and \"expected\" (a file name)")
+            }
+            let (status, actual) = try runSelfCapturing(args + ["--data-dir", directory])
+            guard status == 0 else {
+                throw LedgerError(.internal, "check \(i) (`ledger \(args.joined(separator: " "))`) exited with \(status): \(actual)")
+            }
+            let path = scenario + "/expected/" + expected
+            if record {
+                mkdir(scenario + "/expected", 0o755)
+                try writeFile(path, Array(actual.utf8))
+                Terminal.line("recorded \(path)")
+            } else if check {
+                let want = String(decoding: try readInput(path), as: UTF8.self)
+                if let difference = firstDifference(want, actual) {
+                    failures += 1
+                    Terminal.line("FAIL \(expected) (`ledger \(args.joined(separator: " "))`): \(difference)")
+                    break
+                } else {
+                    Terminal.line("ok   \(expected)")
+                }
+            } else {
+                Terminal.line("== ledger \(args.joined(separator: " "))")
+                Terminal.write(Array(actual.utf8))
+            }
+        }
+        if check {
+            Terminal.line(failures == 0 ? "replay \(scenario): all \(checks.count) checks match" : "replay \(scenario): a check differs")
+            if failures > 0 { throw ExitCode(1) }
+        }
+        if let output { Terminal.line("data directory kept in \(output)") }
+    }
+
+    /// "line N: expected …, got …", or nil when equal.
+    func firstDifference(_ expected: String, _ actual: String) -> String? {
+        guard expected != actual else { return nil }
+        let a = expected.split(separator: "\n", omittingEmptySubsequences: false)
+        let b = actual.split(separator: "\n", omittingEmptySubsequences: false)
+        for i in 0..<max(a.count, b.count) {
+            let x = i < a.count ? String(a[i]) : "(end of file)"
+            let y = i < b.count ? String(b[i]) : "(end of output)"
+            if x != y {
+                // Within the line, point at the first differing character.
+                let common = zip(x, y).prefix { $0 == $1 }.count
+                let from = max(0, common - 40)
+                return "line \(i + 1), column \(common + 1):\n  expected: …\(x.dropFirst(from).prefix(160))\n  actual:   …\(y.dropFirst(from).prefix(160))"
+            }
+        }
+        return "the outputs differ"
+    }
+}
+
+/// Runs this executable with `arguments`; returns its status and standard output.
+func runSelfCapturing(_ arguments: [String]) throws -> (Int32, String) {
+    let file = "/tmp/ledger-out-\(getpid())-\(UInt32.random(in: 0..<UInt32.max))"
+    defer { unlink(file) }
+    let status = try runSelf(arguments, stdin: nil, stdout: file)
+    return (status, String(decoding: try readInput(file), as: UTF8.self))
+}
