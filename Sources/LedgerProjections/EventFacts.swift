@@ -4,7 +4,14 @@ import LedgerLog
 /// One event as the projector sees it: the record's binary fields, the two envelope members every
 /// projection needs (actor, causationId, read from the front of the canonical JSON without parsing
 /// it) and, only for the types that need it, the parsed envelope.
-struct EventFacts {
+struct EventFacts: Sendable {
+    /// The facts of the most frequent event types, read straight from the canonical JSON.
+    enum Hot: Sendable {
+        case jobQueued(job: String, team: String?, project: String?, gpuType: String?, gpus: Int?, model: String?, datasets: String?)
+        case allocation(job: String, node: String, gpuType: String, gpus: Int, team: String?)
+        case window(deployment: String, version: String?, start: Int64, end: Int64, requests: Int, errors: Int, slow: Int?, p99: Double?, gpuSeconds: Double?)
+    }
+
     let offset: Int64
     let id: EventID
     let time: Int64
@@ -12,8 +19,9 @@ struct EventFacts {
     let type: String
     let actor: String
     let causationId: EventID?
-    /// The parsed envelope (data, hash), for types that carry facts.
+    /// The parsed envelope (data, hash), for the other types that carry facts.
     var envelope: Envelope?
+    var hot: Hot?
     /// The `hash` member (64 hex digits), read from the stored JSON without parsing it.
     let hash: String
 
@@ -26,8 +34,43 @@ struct EventFacts {
         stream = view.stream
         type = view.type
         (actor, causationId) = EventFacts.leadingMembers(view.json)
-        envelope = parse ? try view.envelope() : nil
-        hash = envelope?.hash.description ?? EventFacts.hashMember(view.json)
+        hot = parse ? EventFacts.hotFacts(type, view.json) : nil
+        envelope = parse && hot == nil ? try view.envelope() : nil
+        hash = envelope?.hash.description ?? EventFacts.hashMember(view)
+    }
+
+    /// The `hash` member, at the position the record's own fields give (the members after it
+    /// have known lengths), checked, or else searched for.
+    static func hashMember(_ view: RecordView) -> String {
+        let json = view.json
+        func digits(_ n: Int64) -> Int { n < 10 ? 1 : String(n).utf8.count }
+        // ,"id":"<36>","offset":N,"prevHash":"<64>","schemaVersion":1,"stream":"S","time":"<24>","type":"T","version":V}
+        let tail = 7 + 36 + 11 + digits(view.offset) + 13 + 64 + 18 + 1 + 11 + view.streamBytes.count + 10 + 24 + 10 + view.typeBytes.count + 12 + digits(view.version) + 1
+        let start = json.count - tail - 65
+        let marker = Array(",\"hash\":\"".utf8)
+        if start - marker.count >= 0, UnsafeRawBufferPointer(rebasing: json[(start - marker.count)..<start]).elementsEqual(marker), json[start + 64] == 0x22 {
+            return String(decoding: UnsafeRawBufferPointer(rebasing: json[start..<(start + 64)]), as: UTF8.self)
+        }
+        return hashMember(json)
+    }
+
+    static func hotFacts(_ type: String, _ json: UnsafeRawBufferPointer) -> Hot? {
+        switch type {
+        case "job.queued":
+            guard let f = CanonicalFields(json), let job = f.string("job") else { return nil }
+            return .jobQueued(job: job, team: f.string("team"), project: f.string("project"), gpuType: f.string("gpuType"), gpus: f.int("gpus"), model: f.string("model"), datasets: f.raw("datasets"))
+        case "gpu.allocated", "gpu.released":
+            guard let f = CanonicalFields(json), let job = f.string("job"), let node = f.string("node"), let gpuType = f.string("gpuType"), let gpus = f.int("gpus") else { return nil }
+            return .allocation(job: job, node: node, gpuType: gpuType, gpus: gpus, team: f.string("team"))
+        case "serving.window.observed":
+            guard let f = CanonicalFields(json), let deployment = f.string("deployment"),
+                let start = Timestamp.parse(f.string("windowStart")), let end = Timestamp.parse(f.string("windowEnd")),
+                let requests = f.int("requests"), let errors = f.int("errors")
+            else { return nil }
+            return .window(deployment: deployment, version: f.string("version"), start: start, end: end, requests: requests, errors: errors, slow: f.int("slowRequests"), p99: f.double("p99Ms"), gpuSeconds: f.double("gpuSeconds"))
+        default:
+            return nil
+        }
     }
 
     /// The top-level `,"hash":"…"` of a canonical envelope, found from the end: the members after

@@ -24,8 +24,49 @@ final class FactWriter {
     private var capacity: [String: Int] = [:]
     private var allocated: [String: Int] = [:]
 
-    /// Audit postings gathered since the last flush: "kind\u{0}key" → bucket → relative offsets.
-    private var postings: [String: [Int64: [UInt8]]] = [:]
+    /// Audit postings gathered since the last flush: (kind, key, bucket) → relative offsets (2 bytes each).
+    struct PostingKey: Hashable {
+        var kind: UInt8
+        var key: String
+        var bucket: Int64
+    }
+    private var postings: [PostingKey: [UInt8]] = [:]
+    static let postingKinds = ["actor", "stream", "category", "type"]
+
+    /// The hot statements, prepared once per writer connection.
+    final class Statements {
+        let anomaly, cause, posting, dataset, model, version, evaluation, approval, archive, alias, deployment, drift: HotStatement
+        let capacityOpen, capacityClose, price, job, allocationOpen, allocationClose, window, slo, sloAlert, dayClosed: HotStatement
+
+        init(_ db: Database) throws {
+            anomaly = try HotStatement(db, "INSERT OR IGNORE INTO anomalies (offset, projection, type, message) VALUES (?, ?, ?, ?)")
+            cause = try HotStatement(db, "INSERT OR IGNORE INTO audit_causes (cause_id, effect_offset) VALUES (?, ?)")
+            posting = try HotStatement(db, """
+                INSERT INTO audit_postings (kind, key, bucket, offsets) VALUES (?, ?, ?, ?)
+                ON CONFLICT (kind, key, bucket) DO UPDATE SET offsets = CAST(offsets || excluded.offsets AS BLOB)
+                """)
+            dataset = try HotStatement(db, "INSERT INTO datasets VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+            model = try HotStatement(db, "INSERT INTO models VALUES (?, ?, ?, ?, ?, ?)")
+            version = try HotStatement(db, "INSERT INTO model_versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+            evaluation = try HotStatement(db, "INSERT INTO model_evaluations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+            approval = try HotStatement(db, "INSERT INTO model_approvals VALUES (?, ?, ?, ?, ?, ?, ?)")
+            archive = try HotStatement(db, "INSERT INTO model_archives VALUES (?, ?, ?, ?, ?, ?)")
+            alias = try HotStatement(db, "INSERT INTO model_aliases VALUES (?, ?, ?, ?, ?, ?, ?)")
+            deployment = try HotStatement(db, "INSERT INTO deployment_events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+            drift = try HotStatement(db, "INSERT INTO drift_alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+            capacityOpen = try HotStatement(db, "INSERT INTO capacity VALUES (?, ?, ?, ?, ?, NULL, NULL)")
+            capacityClose = try HotStatement(db, "UPDATE capacity SET removed_offset = ?, removed_time = ? WHERE offset = ?")
+            price = try HotStatement(db, "INSERT INTO prices VALUES (?, ?, ?, ?, ?, ?)")
+            job = try HotStatement(db, "INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+            allocationOpen = try HotStatement(db, "INSERT INTO allocations VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL)")
+            allocationClose = try HotStatement(db, "UPDATE allocations SET release_offset = ?, end_time = ? WHERE offset = ?")
+            window = try HotStatement(db, "INSERT INTO serving_windows VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+            slo = try HotStatement(db, "INSERT INTO slos VALUES (?, ?, ?, ?, ?, ?, ?)")
+            sloAlert = try HotStatement(db, "INSERT INTO slo_alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+            dayClosed = try HotStatement(db, "INSERT INTO days_closed VALUES (?, ?, ?)")
+        }
+    }
+    private var statements: Statements?
 
     func load(_ db: Database) throws {
         models = Set(try String.fetchAll(db, sql: "SELECT DISTINCT model FROM models"))
@@ -61,32 +102,59 @@ final class FactWriter {
             firstOpenDay = try Int64.fetchOne(db, sql: "SELECT last_time FROM checkpoints WHERE next_offset > 0 LIMIT 1").map { Timestamp(milliseconds: $0).startOfDay.milliseconds }
         }
         postings = [:]
+        statements = try Statements(db)
     }
 
     func anomaly(_ db: Database, _ e: EventFacts, _ projection: String, _ message: String) throws {
-        try db.execute(
-            sql: "INSERT OR IGNORE INTO anomalies (offset, projection, type, message) VALUES (?, ?, ?, ?)",
-            arguments: [e.offset, projection, e.type, message])
+        let st = statements!.anomaly
+        st.int(e.offset)
+        st.text(projection)
+        st.text(e.type)
+        st.text(message)
+        try st.run()
+    }
+
+    /// Binds each value in order and runs the statement.
+    @inline(__always)
+    private func run(_ st: HotStatement, _ values: [Value]) throws {
+        for v in values {
+            switch v {
+            case .int(let i): st.int(i)
+            case .double(let d): st.double(d)
+            case .text(let t): st.text(t)
+            }
+        }
+        try st.run()
+    }
+
+    enum Value {
+        case int(Int64?)
+        case double(Double?)
+        case text(String?)
+        static func i(_ v: Int?) -> Value { .int(v.map(Int64.init)) }
     }
 
     func apply(_ db: Database, _ e: EventFacts) throws {
         closeDays(db, e)
-        post("actor", e.actor, e.offset)
-        post("stream", e.stream, e.offset)
-        post("category", String(StreamName.category(of: e.stream)), e.offset)
-        post("type", e.type, e.offset)
+        post(0, e.actor, e.offset)
+        post(1, e.stream, e.offset)
+        post(2, String(StreamName.category(of: e.stream)), e.offset)
+        post(3, e.type, e.offset)
         if let cause = e.causationId {
-            try db.execute(sql: "INSERT OR IGNORE INTO audit_causes (cause_id, effect_offset) VALUES (?, ?)", arguments: [Data(cause.bytes), e.offset])
+            let st = statements!.cause
+            st.blob(cause.bytes)
+            st.int(e.offset)
+            try st.run()
         }
+        if let hot = e.hot { return try applyHot(db, e, hot) }
         guard e.envelope != nil else { return }
         let d = e.data
         switch e.type {
         case "dataset.registered":
-            try db.execute(sql: "INSERT INTO datasets VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                arguments: [e.offset, d.string("name"), d.string("version"), d.string("digest"), d.string("source"), d.string("classification"), e.time, e.hash])
+            try run(statements!.dataset, [.int(e.offset), .text(d.string("name")), .text(d.string("version")), .text(d.string("digest")), .text(d.string("source")), .text(d.string("classification")), .int(e.time), .text(e.hash)])
         case "model.registered":
             let model = d.string("model")!
-            try db.execute(sql: "INSERT INTO models VALUES (?, ?, ?, ?, ?, ?)", arguments: [e.offset, model, d.string("team"), d.string("description"), e.actor, e.time])
+            try run(statements!.model, [.int(e.offset), .text(model), .text(d.string("team")), .text(d.string("description")), .text(e.actor), .int(e.time)])
             models.insert(model)
         case "model.version.created":
             let model = d.string("model")!
@@ -94,29 +162,25 @@ final class FactWriter {
             guard models.contains(model) else { return try anomaly(db, e, "registry", "version \(version) of unknown model \(model)") }
             if versions.contains("\(model)@\(version)") { try anomaly(db, e, "registry", "version \(version) of \(model) created again (the first one stands)"); return }
             let features = d["baseline"]?.objectValue.map { b in JSONValue.object(JSONObject(members: b.members.map { .init(key: $0.key, value: $0.value["bins"] ?? .null) })).description }
-            try db.execute(sql: "INSERT INTO model_versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                arguments: [e.offset, model, version, d.string("source"), d.string("digest"), d.string("job"), d.json("datasets") ?? "[]", features, e.actor, e.time, e.hash])
+            try run(statements!.version, [.int(e.offset), .text(model), .text(version), .text(d.string("source")), .text(d.string("digest")), .text(d.string("job")), .text(d.json("datasets") ?? "[]"), .text(features), .text(e.actor), .int(e.time), .text(e.hash)])
             versions.insert("\(model)@\(version)")
         case "model.version.evaluated":
             guard try known(db, e, d) else { return }
-            try db.execute(sql: "INSERT INTO model_evaluations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                arguments: [e.offset, d.string("model"), d.string("version"), d.json("metrics"), d["passed"]?.boolValue == true ? 1 : 0, d.string("evaluator"), e.actor, e.time, e.hash])
+            try run(statements!.evaluation, [.int(e.offset), .text(d.string("model")), .text(d.string("version")), .text(d.json("metrics")), .int(d["passed"]?.boolValue == true ? 1 : 0), .text(d.string("evaluator")), .text(e.actor), .int(e.time), .text(e.hash)])
         case "model.version.approved":
             guard try known(db, e, d) else { return }
-            try db.execute(sql: "INSERT INTO model_approvals VALUES (?, ?, ?, ?, ?, ?, ?)",
-                arguments: [e.offset, d.string("model"), d.string("version"), d.string("approver"), e.actor, e.time, e.hash])
+            try run(statements!.approval, [.int(e.offset), .text(d.string("model")), .text(d.string("version")), .text(d.string("approver")), .text(e.actor), .int(e.time), .text(e.hash)])
         case "model.version.archived":
             guard try known(db, e, d) else { return }
-            try db.execute(sql: "INSERT INTO model_archives VALUES (?, ?, ?, ?, ?, ?)", arguments: [e.offset, d.string("model"), d.string("version"), e.actor, e.time, e.hash])
+            try run(statements!.archive, [.int(e.offset), .text(d.string("model")), .text(d.string("version")), .text(e.actor), .int(e.time), .text(e.hash)])
         case "model.alias.set":
             guard try known(db, e, d) else { return }
-            try db.execute(sql: "INSERT INTO model_aliases VALUES (?, ?, ?, ?, ?, ?, ?)",
-                arguments: [e.offset, d.string("model"), d.string("alias"), d.string("version"), e.actor, e.time, e.hash])
+            try run(statements!.alias, [.int(e.offset), .text(d.string("model")), .text(d.string("alias")), .text(d.string("version")), .text(e.actor), .int(e.time), .text(e.hash)])
             aliases.insert("\(d.string("model")!)@\(d.string("alias")!)")
         case "model.alias.removed":
             let key = "\(d.string("model")!)@\(d.string("alias")!)"
             guard aliases.contains(key) else { return try anomaly(db, e, "registry", "alias \(d.string("alias")!) of \(d.string("model")!) removed but not set") }
-            try db.execute(sql: "INSERT INTO model_aliases VALUES (?, ?, ?, NULL, ?, ?, ?)", arguments: [e.offset, d.string("model"), d.string("alias"), e.actor, e.time, e.hash])
+            try run(statements!.alias, [.int(e.offset), .text(d.string("model")), .text(d.string("alias")), .text(nil), .text(e.actor), .int(e.time), .text(e.hash)])
             aliases.remove(key)
         case "deployment.created":
             let deployment = d.string("deployment")!
@@ -146,78 +210,71 @@ final class FactWriter {
             }
             try deploymentEvent(db, e, d, model: nil, version: d.string("version"), team: nil, gpuType: nil, weight: d.int("weight"), detail: detail)
         case "drift.alerted":
-            try db.execute(sql: "INSERT INTO drift_alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                arguments: [e.offset, d.string("deployment"), d.string("model"), d.string("version"), d.string("feature"), d.double("value"), d.double("threshold"), d.string("severity"), e.time, e.hash])
+            try run(statements!.drift, [.int(e.offset), .text(d.string("deployment")), .text(d.string("model")), .text(d.string("version")), .text(d.string("feature")), .double(d.double("value")), .double(d.double("threshold")), .text(d.string("severity")), .int(e.time), .text(e.hash)])
         case "node.registered":
             let node = d.string("node")!
             if let open = openNodes[node] {
                 // A re-registration replaces the node's earlier capacity from now on.
-                try db.execute(sql: "UPDATE capacity SET removed_offset = ?, removed_time = ? WHERE offset = ?", arguments: [e.offset, e.time, open.offset])
+                try run(statements!.capacityClose, [.int(e.offset), .int(e.time), .int(open.offset)])
                 capacity[open.gpuType, default: 0] -= open.gpus
             }
             let gpuType = d.string("gpuType")!
             let count = d.int("gpuCount")!
-            try db.execute(sql: "INSERT INTO capacity VALUES (?, ?, ?, ?, ?, NULL, NULL)", arguments: [e.offset, node, gpuType, count, e.time])
+            try run(statements!.capacityOpen, [.int(e.offset), .text(node), .text(gpuType), .i(count), .int(e.time)])
             openNodes[node] = (e.offset, gpuType, count)
             capacity[gpuType, default: 0] += count
         case "node.removed":
             let node = d.string("node")!
             guard let open = openNodes.removeValue(forKey: node) else { return try anomaly(db, e, "chargeback", "node \(node) removed but not registered") }
-            try db.execute(sql: "UPDATE capacity SET removed_offset = ?, removed_time = ? WHERE offset = ?", arguments: [e.offset, e.time, open.offset])
+            try run(statements!.capacityClose, [.int(e.offset), .int(e.time), .int(open.offset)])
             capacity[open.gpuType, default: 0] -= open.gpus
         case "price.set":
             guard let rate = Money.exactRate(d["hourlyRate"]), let from = Timestamp.parse(d.string("effectiveFrom")) else {
                 return try anomaly(db, e, "chargeback", "price without a usable rate or effectiveFrom")
             }
-            try db.execute(sql: "INSERT INTO prices VALUES (?, ?, ?, ?, ?, ?)", arguments: [e.offset, d.string("gpuType"), rate, d.string("currency") ?? "USD", from, e.time])
-        case "job.queued":
-            try db.execute(sql: "INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                arguments: [e.offset, d.string("job"), d.string("team"), d.string("project"), d.string("gpuType"), d.int("gpus"), d.string("model"), d.json("datasets"), e.time])
-        case "gpu.allocated":
-            let job = d.string("job")!
-            let node = d.string("node")!
-            let key = job + "|" + node
-            let gpuType = d.string("gpuType")!
-            let gpus = d.int("gpus")!
-            if openAllocations[key] != nil {
-                return try anomaly(db, e, "chargeback", "job \(job) allocated again on \(node) without a release; the first allocation stands")
-            }
-            try db.execute(sql: "INSERT INTO allocations VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL)", arguments: [e.offset, job, node, gpuType, gpus, d.string("team"), e.time])
-            openAllocations[key] = (e.offset, gpuType, gpus)
-            allocated[gpuType, default: 0] += gpus
-            if allocated[gpuType, default: 0] > capacity[gpuType, default: 0] {
-                try anomaly(db, e, "chargeback", "\(allocated[gpuType, default: 0]) \(gpuType) GPUs allocated, above the \(capacity[gpuType, default: 0]) registered: idle is floored at 0")
-            }
-        case "gpu.released":
-            let job = d.string("job")!
-            let node = d.string("node")!
-            guard let open = openAllocations.removeValue(forKey: job + "|" + node) else {
-                return try anomaly(db, e, "chargeback", "release of job \(job) on \(node) without an open allocation")
-            }
-            try db.execute(sql: "UPDATE allocations SET release_offset = ?, end_time = ? WHERE offset = ?", arguments: [e.offset, e.time, open.offset])
-            allocated[open.gpuType, default: 0] -= open.gpus
-        case "serving.window.observed":
-            let requests = d.int("requests") ?? 0
-            let errors = d.int("errors") ?? 0
-            let start = Timestamp.parse(d.string("windowStart")) ?? 0
-            let end = Timestamp.parse(d.string("windowEnd")) ?? 0
-            if errors > requests || (d.int("slowRequests") ?? 0) > requests || end < start {
-                try anomaly(db, e, "slo", "serving window with errors or slow requests above requests, or ending before it starts")
-            }
-            if !deployments.contains(d.string("deployment")!) {
-                try anomaly(db, e, "slo", "serving window of unknown deployment \(d.string("deployment")!)")
-            }
-            try db.execute(sql: "INSERT INTO serving_windows VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                arguments: [e.offset, d.string("deployment"), d.string("version"), start, end, requests, errors, d.int("slowRequests"), d.double("p99Ms"), d.double("gpuSeconds")])
+            try run(statements!.price, [.int(e.offset), .text(d.string("gpuType")), .text(rate), .text(d.string("currency") ?? "USD"), .int(from), .int(e.time)])
         case "slo.defined":
-            try db.execute(sql: "INSERT INTO slos VALUES (?, ?, ?, ?, ?, ?, ?)",
-                arguments: [e.offset, d.string("slo"), d.string("deployment"), d.double("objective"), d.int("periodDays") ?? 30, d.string("sli"), e.time])
+            try run(statements!.slo, [.int(e.offset), .text(d.string("slo")), .text(d.string("deployment")), .double(d.double("objective")), .i(d.int("periodDays") ?? 30), .text(d.string("sli")), .int(e.time)])
         case "slo.burn.alerted", "slo.burn.resolved":
-            try db.execute(sql: "INSERT INTO slo_alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                arguments: [e.offset, d.string("slo"), d.string("deployment"), d.string("severity"), d.string("longWindow"), d.string("shortWindow"),
-                    e.type == "slo.burn.alerted" ? 1 : 0, d.double("burnRateLong"), d.double("burnRateShort"), d.double("threshold"), e.time, e.hash])
+            try run(statements!.sloAlert, [.int(e.offset), .text(d.string("slo")), .text(d.string("deployment")), .text(d.string("severity")), .text(d.string("longWindow")), .text(d.string("shortWindow")),
+                .int(e.type == "slo.burn.alerted" ? 1 : 0), .double(d.double("burnRateLong")), .double(d.double("burnRateShort")), .double(d.double("threshold")), .int(e.time), .text(e.hash)])
         default:
             break
+        }
+    }
+
+    private func applyHot(_ db: Database, _ e: EventFacts, _ hot: EventFacts.Hot) throws {
+        let st = statements!
+        switch hot {
+        case .jobQueued(let job, let team, let project, let gpuType, let gpus, let model, let datasets):
+            try run(st.job, [.int(e.offset), .text(job), .text(team), .text(project), .text(gpuType), .i(gpus), .text(model), .text(datasets), .int(e.time)])
+        case .allocation(let job, let node, let gpuType, let gpus, let team):
+            let key = job + "|" + node
+            if e.type == "gpu.allocated" {
+                if openAllocations[key] != nil {
+                    return try anomaly(db, e, "chargeback", "job \(job) allocated again on \(node) without a release; the first allocation stands")
+                }
+                try run(st.allocationOpen, [.int(e.offset), .text(job), .text(node), .text(gpuType), .i(gpus), .text(team), .int(e.time)])
+                openAllocations[key] = (e.offset, gpuType, gpus)
+                allocated[gpuType, default: 0] += gpus
+                if allocated[gpuType, default: 0] > capacity[gpuType, default: 0] {
+                    try anomaly(db, e, "chargeback", "\(allocated[gpuType, default: 0]) \(gpuType) GPUs allocated, above the \(capacity[gpuType, default: 0]) registered: idle is floored at 0")
+                }
+            } else {
+                guard let open = openAllocations.removeValue(forKey: key) else {
+                    return try anomaly(db, e, "chargeback", "release of job \(job) on \(node) without an open allocation")
+                }
+                try run(st.allocationClose, [.int(e.offset), .int(e.time), .int(open.offset)])
+                allocated[open.gpuType, default: 0] -= open.gpus
+            }
+        case .window(let deployment, let version, let start, let end, let requests, let errors, let slow, let p99, let gpuSeconds):
+            if errors > requests || (slow ?? 0) > requests || end < start {
+                try anomaly(db, e, "slo", "serving window with errors or slow requests above requests, or ending before it starts")
+            }
+            if !deployments.contains(deployment) {
+                try anomaly(db, e, "slo", "serving window of unknown deployment \(deployment)")
+            }
+            try run(st.window, [.int(e.offset), .text(deployment), .text(version), .int(start), .int(end), .i(requests), .i(errors), .i(slow), .double(p99), .double(gpuSeconds)])
         }
     }
 
@@ -236,8 +293,7 @@ final class FactWriter {
     }
 
     private func deploymentEvent(_ db: Database, _ e: EventFacts, _ d: JSONObject, model: String?, version: String?, team: String?, gpuType: String?, weight: Int?, detail: String?) throws {
-        try db.execute(sql: "INSERT INTO deployment_events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            arguments: [e.offset, d.string("deployment"), e.type, model, version, team, gpuType, weight, detail, e.actor, e.time, e.hash])
+        try run(statements!.deployment, [.int(e.offset), .text(d.string("deployment")), .text(e.type), .text(model), .text(version), .text(team), .text(gpuType), .i(weight), .text(detail), .text(e.actor), .int(e.time), .text(e.hash)])
     }
 
     /// A UTC day is closed by the first event at or after its end (SEMANTICS.md, corrections).
@@ -254,29 +310,28 @@ final class FactWriter {
     }
     private var pendingClosings: [(Int64, Int64, Int64)] = []
 
-    private func post(_ kind: String, _ key: String, _ offset: Int64) {
+    @inline(__always)
+    private func post(_ kind: UInt8, _ key: String, _ offset: Int64) {
         let bucket = offset / FactWriter.bucketSize
         let relative = UInt16(offset - bucket * FactWriter.bucketSize)
-        postings[kind + "\u{0}" + key, default: [:]][bucket, default: []].append(contentsOf: [UInt8(relative & 0xFF), UInt8(relative >> 8)])
+        let k = PostingKey(kind: kind, key: key, bucket: bucket)
+        if postings[k] == nil { postings[k] = [] ; postings[k]!.reserveCapacity(16) }
+        postings[k]!.append(UInt8(relative & 0xFF))
+        postings[k]!.append(UInt8(relative >> 8))
     }
 
     /// Writes what was gathered since the last flush (called before each commit).
     func flush(_ db: Database) throws {
-        for (day, offset, time) in pendingClosings {
-            try db.execute(sql: "INSERT INTO days_closed VALUES (?, ?, ?)", arguments: [day, offset, time])
-        }
+        let st = statements!
+        for (day, offset, time) in pendingClosings { try run(st.dayClosed, [.int(day), .int(offset), .int(time)]) }
         pendingClosings = []
-        let statement = try db.cachedStatement(sql: """
-            INSERT INTO audit_postings (kind, key, bucket, offsets) VALUES (?, ?, ?, ?)
-            ON CONFLICT (kind, key, bucket) DO UPDATE SET offsets = CAST(offsets || excluded.offsets AS BLOB)
-            """)
-        for (compound, buckets) in postings {
-            let split = compound.firstIndex(of: "\u{0}")!
-            let kind = String(compound[..<split])
-            let key = String(compound[compound.index(after: split)...])
-            for (bucket, bytes) in buckets {
-                try statement.execute(arguments: [kind, key, bucket, Data(bytes)])
-            }
+        // In a fixed order, so that a rebuild writes the same rows the same way.
+        for (k, bytes) in postings.sorted(by: { ($0.key.kind, $0.key.bucket, $0.key.key) < ($1.key.kind, $1.key.bucket, $1.key.key) }) {
+            st.posting.text(FactWriter.postingKinds[Int(k.kind)])
+            st.posting.text(k.key)
+            st.posting.int(k.bucket)
+            st.posting.blob(bytes)
+            try st.posting.run()
         }
         postings = [:]
     }

@@ -75,13 +75,12 @@ enum ProjectionSchema {
                 -- chargeback facts: capacity, prices, allocation intervals, deployments' pricing, closed days.
                 CREATE TABLE capacity (offset INTEGER PRIMARY KEY, node TEXT NOT NULL, gpu_type TEXT NOT NULL, gpu_count INTEGER NOT NULL,
                     from_time INTEGER NOT NULL, removed_offset INTEGER, removed_time INTEGER);
-                CREATE INDEX capacity_open ON capacity (node) WHERE removed_offset IS NULL;
+
                 CREATE TABLE prices (offset INTEGER PRIMARY KEY, gpu_type TEXT NOT NULL, hourly_rate TEXT NOT NULL, currency TEXT NOT NULL,
                     effective_from INTEGER NOT NULL, time INTEGER NOT NULL);
                 CREATE TABLE allocations (offset INTEGER PRIMARY KEY, job TEXT NOT NULL, node TEXT NOT NULL, gpu_type TEXT NOT NULL, gpus INTEGER NOT NULL,
                     team TEXT NOT NULL, start_time INTEGER NOT NULL, release_offset INTEGER, end_time INTEGER);
                 CREATE INDEX allocations_by_end ON allocations (end_time);
-                CREATE INDEX allocations_open ON allocations (job, node) WHERE release_offset IS NULL;
                 CREATE TABLE days_closed (day INTEGER PRIMARY KEY, closed_offset INTEGER NOT NULL, closed_time INTEGER NOT NULL);
 
                 -- serving windows (SLO status, inference chargeback) and SLOs.

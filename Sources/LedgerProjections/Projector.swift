@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import GRDB
+import Foundation
 import LedgerCore
 public import LedgerLog
 public import Logging
@@ -47,35 +48,54 @@ public final class Projector {
         let target = end ?? source.head
         guard checkpoint.nextOffset < target else { return checkpoint }
         try store.pool.writeWithoutTransaction { db in try writer.load(db) }
-        let cursor = source.cursor(from: checkpoint.nextOffset, end: target, filter: .all)
-        var batch: [EventFacts] = []
-        batch.reserveCapacity(chunkSize)
-        func commit() throws {
-            guard let last = batch.last else { return }
-            let lastHash = last.hash
-            try store.pool.write { db in
-                for e in batch { try writer.apply(db, e) }
-                try writer.flush(db)
-                for projection in ProjectionSchema.projections {
-                    try db.execute(
-                        sql: "INSERT INTO checkpoints VALUES (?, ?, ?, ?) ON CONFLICT(projection) DO UPDATE SET next_offset = excluded.next_offset, last_hash = excluded.last_hash, last_time = excluded.last_time",
-                        arguments: [projection, last.offset + 1, lastHash, last.time])
+        // Two threads: this one applies and commits; a reader decodes the next chunk meanwhile.
+        let queue = ChunkQueue()
+        let source = self.source
+        let from = checkpoint.nextOffset
+        let chunkSize = self.chunkSize
+        let reader = Thread {
+            let cursor = source.cursor(from: from, end: target, filter: .all)
+            var batch: [EventFacts] = []
+            batch.reserveCapacity(chunkSize)
+            do {
+                while let view = try cursor.next() {
+                    batch.append(try EventFacts(view, parse: EventFacts.factTypes.contains(view.type)))
+                    if batch.count >= chunkSize {
+                        guard queue.put(batch) else { return }
+                        batch = []
+                        batch.reserveCapacity(chunkSize)
+                    }
                 }
+                if !batch.isEmpty { _ = queue.put(batch) }
+                queue.finish(nil)
+            } catch {
+                queue.finish(LedgerError.wrap(error))
             }
-            checkpoint = ProjectionStore.Checkpoint(nextOffset: last.offset + 1, lastHash: lastHash, lastTime: last.time)
-            progress?(checkpoint.nextOffset)
-            batch.removeAll(keepingCapacity: true)
         }
+        reader.start()
+        defer { queue.cancel() }
         do {
-            while let view = try cursor.next() {
-                batch.append(try EventFacts(view, parse: EventFacts.factTypes.contains(view.type)))
-                if batch.count >= chunkSize { try commit() }
+            while let batch = try queue.take() {
+                guard let last = batch.last else { continue }
+                try store.pool.write { db in
+                    for e in batch { try writer.apply(db, e) }
+                    try writer.flush(db)
+                    for projection in ProjectionSchema.projections {
+                        try db.execute(
+                            sql: "INSERT INTO checkpoints VALUES (?, ?, ?, ?) ON CONFLICT(projection) DO UPDATE SET next_offset = excluded.next_offset, last_hash = excluded.last_hash, last_time = excluded.last_time",
+                            arguments: [projection, last.offset + 1, last.hash, last.time])
+                    }
+                }
+                checkpoint = ProjectionStore.Checkpoint(nextOffset: last.offset + 1, lastHash: last.hash, lastTime: last.time)
+                progress?(checkpoint.nextOffset)
             }
-            try commit()
         } catch let error as DatabaseError {
             // A failed transaction rolled back: reload the in-memory state before any retry.
             try? store.pool.writeWithoutTransaction { db in try writer.load(db) }
             throw LedgerError(.io, "projections: \(error.message ?? "\(error)")")
+        } catch {
+            try? store.pool.writeWithoutTransaction { db in try writer.load(db) }
+            throw error
         }
         return checkpoint
     }
@@ -114,3 +134,53 @@ struct NSStringPath: ExpressibleByStringLiteral {
     }
 }
 
+
+/// Chunks of decoded events from the reader thread to the applying one (at most two waiting).
+final class ChunkQueue: @unchecked Sendable {
+    // @unchecked: every field is guarded by `condition`.
+    private let condition = NSCondition()
+    private var chunks: [[EventFacts]] = []
+    private var done = false
+    private var cancelled = false
+    private var failure: LedgerError?
+
+    /// False when the consumer has gone.
+    func put(_ chunk: [EventFacts]) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        while chunks.count >= 2 && !cancelled { condition.wait() }
+        guard !cancelled else { return false }
+        chunks.append(chunk)
+        condition.broadcast()
+        return true
+    }
+
+    func finish(_ error: LedgerError?) {
+        condition.lock()
+        done = true
+        failure = error
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    func cancel() {
+        condition.lock()
+        cancelled = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// The next chunk; nil at the end.
+    func take() throws -> [EventFacts]? {
+        condition.lock()
+        defer { condition.unlock() }
+        while chunks.isEmpty && !done { condition.wait() }
+        if !chunks.isEmpty {
+            let chunk = chunks.removeFirst()
+            condition.broadcast()
+            return chunk
+        }
+        if let failure { throw failure }
+        return nil
+    }
+}
