@@ -72,7 +72,7 @@ public struct SteadyWorkload: Sequence, IteratorProtocol {
             emit(now, "user:finops", "pricing-" + type, "price.set", ["gpuType": .string(type), "hourlyRate": .number(rate), "effectiveFrom": .string(Timestamp(milliseconds: now).description)])
         }
         for model in models {
-            let team = teams[abs(model.hashValue ^ Int(seed)) % teams.count]
+            let team = teams[Int((model.utf8.reduce(seed) { $0 &* 31 &+ UInt64($1) }) % UInt64(teams.count))]
             emit(now, "user:\(team)", "model-" + model, "model.registered", ["model": .string(model), "team": .string(team)])
             newVersion(model, team: team)
         }
