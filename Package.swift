@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "LedgerCore", targets: ["LedgerCore"]),
         .library(name: "LedgerLog", targets: ["LedgerLog"]),
         .library(name: "LedgerProjections", targets: ["LedgerProjections"]),
+        .library(name: "LedgerProcessors", targets: ["LedgerProcessors"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -63,6 +64,14 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "LedgerProcessors",
+            dependencies: [
+                "LedgerCore", "LedgerLog",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
             name: "LedgerSimulator",
             dependencies: ["LedgerCore"],
             swiftSettings: strict
@@ -70,7 +79,7 @@ let package = Package(
         .executableTarget(
             name: "ledger",
             dependencies: [
-                "LedgerCore", "LedgerLog", "LedgerProjections", "LedgerSimulator",
+                "LedgerCore", "LedgerLog", "LedgerProjections", "LedgerProcessors", "LedgerSimulator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -80,6 +89,7 @@ let package = Package(
         .testTarget(name: "LedgerCoreTests", dependencies: ["LedgerCore"], exclude: ["Fixtures"], swiftSettings: strict),
         .testTarget(name: "LedgerLogTests", dependencies: ["LedgerLog", "LedgerCore", "LedgerSimulator"], swiftSettings: strict),
         .testTarget(name: "LedgerProjectionsTests", dependencies: ["LedgerProjections", "LedgerLog", "LedgerCore", "LedgerSimulator"], swiftSettings: strict),
+        .testTarget(name: "LedgerProcessorsTests", dependencies: ["LedgerProcessors", "LedgerLog", "LedgerCore", "LedgerSimulator"], swiftSettings: strict),
         .testTarget(name: "LedgerSimulatorTests", dependencies: ["LedgerSimulator", "LedgerCore"], swiftSettings: strict),
         .testTarget(name: "ledgerTests", dependencies: ["ledger", "LedgerCore", "LedgerLog", "LedgerProjections"], exclude: ["Fixtures"], swiftSettings: strict),
     ]

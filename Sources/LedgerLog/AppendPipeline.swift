@@ -287,6 +287,8 @@ final class AppendPipeline: @unchecked Sendable {
                         throw LedgerError(.timeOrder, "event time \(own) is before the time of the log head \(Timestamp(milliseconds: lastTime)): times must not decrease", index: events.count > 1 ? i : nil)
                     }
                     time = own.milliseconds
+                } else if let floor = e.notBefore {
+                    time = max(floor.milliseconds, lastTime)
                 } else {
                     time = max(now, lastTime)
                 }

@@ -65,6 +65,8 @@ extension PlatformSimulator {
             return (top.0, top.2)
         }
 
+        var nextTime: Int64? { heap.first?.0 }
+
         func less(_ a: (Int64, UInt64, Action), _ b: (Int64, UInt64, Action)) -> Bool { a.0 != b.0 ? a.0 < b.0 : a.1 < b.1 }
     }
 
@@ -74,7 +76,9 @@ extension PlatformSimulator {
         "search": [("a100", 0.5), ("h100", 0.3), ("l4", 0.2)],
     ]
 
-    func simulateJobs() {
+    /// The week's training jobs and the agenda of their arrivals, queued cancellations and the
+    /// node failure; what happens after arrival depends on the scheduler.
+    func planJobs() -> ([Job], Agenda) {
         var jobs: [Job] = []
         var agenda = Agenda()
         // Arrivals: a Poisson process thinned by the daily rhythm.
@@ -106,7 +110,11 @@ extension PlatformSimulator {
         if config.days >= 3 {
             agenda.push(start + 2 * 24 * PlatformSimulator.hour + 14 * PlatformSimulator.hour, .removeNode(-1))
         }
+        return (jobs, agenda)
+    }
 
+    func simulateJobs() {
+        var (jobs, agenda) = planJobs()
         var free = nodes.map(\.gpus)
         var removed = Set<Int>()
         var queue: [Int] = []  // waiting jobs

@@ -59,6 +59,7 @@ extension PlatformSimulator {
             data["datasets"] = .array([.string(rng.pick(datasets))])
         }
         let created = emit(time, creator, "model-" + model, "model.version.created", data)
+        if !config.includeDecisions { events[events.count - 1].lineageModel = model }
         versions[model, default: []].append((version, time))
         let auc = mustPass || promoteToChampion ? 0.86 + 0.1 * rng.unit() : 0.80 + 0.15 * rng.unit()
         let passed = auc > 0.83

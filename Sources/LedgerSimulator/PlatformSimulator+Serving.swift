@@ -171,8 +171,11 @@ extension PlatformSimulator {
                             ["deployment": .string(d.name), "model": .string(d.model), "version": .string(c.version), "feature": "amount",
                              "bins": .array(PlatformSimulator.amountBins), "counts": counts(shifted, total: max(100, canaryRequests * 6)),
                              "windowEnd": .string(Timestamp(milliseconds: windowEnd).description)])
-                        if config.includeDecisions && c.fate == .drifts && !driftAlerted {
+                        if c.fate == .drifts && !driftAlerted {
                             driftAlerted = true
+                            canary = nil  // the drift processor alerts and the controller rolls back
+                        }
+                        if config.includeDecisions && c.fate == .drifts && canary == nil {
                             let psi = PlatformSimulator.psi(observed: shifted, baseline: PlatformSimulator.amountBaseline)
                             let alert = emit(windowEnd, "processor:drift", "deployment-" + d.name, "drift.alerted",
                                 ["deployment": .string(d.name), "model": .string(d.model), "version": .string(c.version), "feature": "amount", "method": "psi",
@@ -186,8 +189,10 @@ extension PlatformSimulator {
                         }
                     }
                 }
-                // The placeholder rollout controller: tally, analyse, advance, promote or roll back.
-                if config.includeDecisions, var c = canary, !c.paused, c.tally >= c.steps[c.step].1 {
+                // What the rollout controller will decide (the rules of SEMANTICS.md), so that the
+                // simulated traffic follows it; the decisions themselves are written only in the
+                // legacy mode that has no processors.
+                if var c = canary, !c.paused, c.tally >= c.steps[c.step].1 {
                     let rate = Double(c.errors) / Double(max(1, c.tally))
                     var checks: [JSONValue] = []
                     var reasons: [String] = []
@@ -201,7 +206,7 @@ extension PlatformSimulator {
                     }
                     let evidence = JSONValue.array(c.evidence.map { .string($0.description) })
                     if !reasons.isEmpty {
-                        emit(windowEnd, "processor:rollout", "deployment-" + d.name, "rollout.rolled_back",
+                        decide(windowEnd, "processor:rollout", "deployment-" + d.name, "rollout.rolled_back",
                             ["deployment": .string(d.name), "version": .string(c.version),
                              "reason": .string("step \(c.step + 1) at \(c.weight)%: " + reasons.joined(separator: "; ")), "checks": .array(checks), "evidence": evidence],
                             correlation: c.started.description, cause: c.evidence.last)
@@ -209,7 +214,7 @@ extension PlatformSimulator {
                     } else if c.step + 1 < c.steps.count {
                         c.step += 1
                         c.weight = c.steps[c.step].0
-                        emit(windowEnd, "processor:rollout", "deployment-" + d.name, "rollout.step.advanced",
+                        decide(windowEnd, "processor:rollout", "deployment-" + d.name, "rollout.step.advanced",
                             ["deployment": .string(d.name), "version": .string(c.version), "weight": .number(Double(c.weight)), "evidence": evidence],
                             correlation: c.started.description, cause: c.evidence.last)
                         c.tally = 0
@@ -218,7 +223,7 @@ extension PlatformSimulator {
                         c.evidence = []
                         canary = c
                     } else {
-                        emit(windowEnd, "processor:rollout", "deployment-" + d.name, "rollout.promoted",
+                        decide(windowEnd, "processor:rollout", "deployment-" + d.name, "rollout.promoted",
                             ["deployment": .string(d.name), "version": .string(c.version), "evidence": evidence],
                             correlation: c.started.description, cause: c.evidence.last)
                         emit(windowEnd + 60_000, "user:\(modelTeam[d.model]!)-ml", "model-" + d.model, "model.alias.set",

@@ -73,6 +73,11 @@ public final class PlatformSimulator {
         return id
     }
 
+    /// A decision, written only in the legacy mode without processors (`includeDecisions`).
+    func decide(_ time: Int64, _ actor: String, _ stream: String, _ type: String, _ data: JSONObject, correlation: String? = nil, cause: EventID? = nil) {
+        if config.includeDecisions { emit(time, actor, stream, type, data, correlation: correlation, cause: cause) }
+    }
+
     // MARK: the platform: access, nodes, prices, quotas, datasets
 
     let teams = ["vision", "nlp", "speech", "recsys", "fraud", "search"]

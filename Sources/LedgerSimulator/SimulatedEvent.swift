@@ -5,6 +5,9 @@ public struct SimulatedEvent: Sendable {
     public var time: Timestamp
     public var actor: String
     public var request: AppendRequest
+    /// A `model.version.created` whose lineage (the training job and its datasets) is filled in
+    /// when it is played, from the jobs that had really completed by then.
+    var lineageModel: String? = nil
 
     public init(time: Timestamp, actor: String, stream: String, type: String, data: JSONObject, correlationId: String? = nil, causationId: EventID? = nil) {
         self.time = time

@@ -4,6 +4,7 @@ import Glibc
 import ArgumentParser
 import LedgerCore
 import LedgerLog
+import LedgerProcessors
 import LedgerProjections
 import LedgerSimulator
 
@@ -37,33 +38,39 @@ struct DemoCommand: AsyncParsableCommand {
         try prepareDirectory()
         Terminal.line("Platform Ledger demo — \(days) simulated days, seed \(seed), data in \(dataDir)")
         Terminal.flush()
-        var config = SimulationConfig(seed: seed, days: days)
-        config.includeDecisions = true
-        let simulator = PlatformSimulator(config: config)
-        let events = simulator.run()
+        let config = SimulationConfig(seed: seed, days: days)
+        let play = PlatformPlay(config: config)
         let generated = monotonicSeconds()
-        Terminal.line("  simulated \(Format.count(Int64(events.count))) events in \(Format.fixed(generated - started, 2)) s")
+        Terminal.line("  planned the simulated platform in \(Format.fixed(generated - started, 2)) s; playing it through the log with the processors deciding…")
         Terminal.flush()
 
         var options = LogOptions()
-        options.fsync = .onClose  // a demo can be run again: one fsync at the end (the bytes are the same)
+        options.fsync = .onClose  // a demo can be run again: one fsync at the end (the bytes are the same; SEMANTICS.md)
         let log = try SegmentLog.open(directory: dataDir, options: options)
+        let runner = ProcessorRunner(log: log, dataDirectory: dataDir)
         let policy = AppendPolicy(actor: ProcessInfoLite.localActor, mode: .admin)
         let appendStart = monotonicSeconds()
-        var rejected: [LedgerError] = []
-        var position = 0
-        while position < events.count {
-            let slice = events[position..<min(events.count, position + 4000)]
-            let results = await log.append(requests: slice.map { [$0.request] }, policy: policy)
-            for case .failure(let e) in results { rejected.append(e) }
-            position += slice.count
+        var inputs = 0
+        var decisions = 0
+        // Each client event is appended, then the processors run until none has more to append
+        // (SEMANTICS.md, interleaving); the simulated clients react to the decisions.
+        while let event = play.next() {
+            do {
+                _ = try await log.append([event.request], policy: policy)
+            } catch {
+                try? log.close()
+                throw LedgerError(.internal, "the log refused a simulated event (\(event.request.type) on \(event.request.stream)): \(LedgerError.wrap(error).description)")
+            }
+            inputs += 1
+            for d in try await runner.runToQuiescence() {
+                decisions += 1
+                play.observe(type: d.decision.type, data: d.decision.data, time: d.decision.notBefore)
+            }
         }
+        try runner.saveSnapshots()
         try log.close()
         let appendSeconds = monotonicSeconds() - appendStart
-        if let first = rejected.first {
-            throw LedgerError(.internal, "the log refused \(rejected.count) simulated events; the first: \(first.description)")
-        }
-        Terminal.line("  appended through the segment log in \(Format.fixed(appendSeconds, 2)) s (\(Format.count(Int64(Double(events.count) / appendSeconds))) events/s, validated, canonicalised, hashed, LZ4, CRC-32C)")
+        Terminal.line("  \(Format.count(Int64(inputs))) client events and \(Format.count(Int64(decisions))) processor decisions in \(Format.fixed(appendSeconds, 2)) s (\(Format.count(Int64(Double(inputs + decisions) / appendSeconds))) events/s, each validated, canonicalised, hashed, LZ4, CRC-32C)")
         Terminal.line("")
         try summarise()
         Terminal.line("")
@@ -83,7 +90,8 @@ struct DemoCommand: AsyncParsableCommand {
         Terminal.line("  ledger chargeback --data-dir \(dataDir) --from 2026-11-23 --to 2026-11-30 --group-by team,gpuType,day --share-idle")
         Terminal.line("  ledger chargeback --data-dir \(dataDir) --from 2026-11-23 --to 2026-11-30 --format focus > focus.csv")
         Terminal.line("  ledger lineage fraud-detector@2 --data-dir \(dataDir)")
-        Terminal.line("  ledger audit events --actor processor:rollout --data-dir \(dataDir)")
+        Terminal.line("  ledger decisions --processor rollout --data-dir \(dataDir)   # every decision with its reason and evidence")
+        Terminal.line("  ledger explain OFFSET --data-dir \(dataDir)                 # a rollback back to the observation that caused it")
         Terminal.line("  ledger slo --as-of 2026-11-24T15:00:00.000Z --data-dir \(dataDir)   # any past moment")
         Terminal.line("  ledger read   --data-dir \(dataDir) --type rollout.rolled_back     # decisions with their reasons and evidence")
         Terminal.line("  ledger read   --data-dir \(dataDir) --stream job-train-1           # one job's history")
@@ -153,44 +161,76 @@ struct DemoCommand: AsyncParsableCommand {
         try writeFile(marker, Array("made by `ledger demo`; safe to delete\n".utf8))
     }
 
-    /// What the simulated week did, read back from the log.
+    /// What the simulated week did, read back from the log: the scheduler's figures, each
+    /// rollout's outcome with its reason, the alerts.
     func summarise() throws {
         let reader = try LogReader(directory: dataDir)
         let cursor = reader.cursor()
         var counts: [String: Int] = [:]
-        var rollouts: [(String, String, String)] = []
+        var rollouts: [(offset: Int64, deployment: String, version: String, outcome: String)] = []
         var alerts: [String] = []
-        var waits: [Double] = []
+        var teamOf: [String: String] = [:]
+        var waits: [String: [Double]] = [:]
+        var rejections: [String: Int] = [:]
+        var preemptions: [String: Int] = [:]
+        var allocatedAt: [String: (Int64, Int)] = [:]
+        var allocatedMs: Double = 0
+        var nodeSince: [String: (Int64, Int)] = [:]
+        var capacityMs: Double = 0
+        let first = SimulationConfig().start.milliseconds
+        let last = first + Int64(days) * 86_400_000
+        func overlap(_ a: Int64, _ b: Int64) -> Double { Double(max(0, min(b, last) - max(a, first))) }
         while let view = try cursor.next() {
             let type = view.type
             counts[type, default: 0] += 1
             switch type {
-            case "rollout.promoted", "rollout.rolled_back", "job.admitted", "drift.alerted", "slo.burn.alerted", "slo.burn.resolved":
+            case "job.queued", "job.admitted", "job.rejected", "job.preempted", "gpu.allocated", "gpu.released", "node.registered", "node.removed",
+                "rollout.promoted", "rollout.rolled_back", "drift.alerted", "slo.burn.alerted", "slo.burn.resolved":
                 let e = try view.envelope()
-                let deployment = e.data["deployment"]?.stringValue ?? ""
-                let version = e.data["version"]?.stringValue ?? ""
+                let d = e.data
+                func s(_ k: String) -> String { d[k]?.stringValue ?? "" }
+                let t = e.time.milliseconds
                 switch type {
-                case "rollout.promoted": rollouts.append((deployment, version, "promoted after every step passed"))
-                case "rollout.rolled_back": rollouts.append((deployment, version, "rolled back: " + (e.data["reason"]?.stringValue ?? "")))
-                case "job.admitted": waits.append(e.data["waitedSeconds"]?.doubleValue ?? 0)
-                case "drift.alerted": alerts.append("\(e.time) drift \(e.data["severity"]?.stringValue ?? "") on \(deployment) v\(version) \(e.data["feature"]?.stringValue ?? ""): PSI \(e.data["value"]?.doubleValue ?? 0)")
-                case "slo.burn.alerted": alerts.append("\(e.time) SLO \(e.data["slo"]?.stringValue ?? "") \(e.data["severity"]?.stringValue ?? "") alert: burn rate \(e.data["burnRateLong"]?.doubleValue ?? 0) over \(e.data["longWindow"]?.stringValue ?? "")")
-                case "slo.burn.resolved": alerts.append("\(e.time) SLO \(e.data["slo"]?.stringValue ?? "") \(e.data["severity"]?.stringValue ?? "") alert resolved")
+                case "job.queued": teamOf[s("job")] = s("team")
+                case "job.admitted": waits[teamOf[s("job")] ?? "?", default: []].append(d["waitedSeconds"]?.doubleValue ?? 0)
+                case "job.rejected": rejections[s("reason"), default: 0] += 1
+                case "job.preempted": preemptions[s("reason"), default: 0] += 1
+                case "gpu.allocated": allocatedAt[s("job")] = (t, d["gpus"]?.intValue ?? 0)
+                case "gpu.released":
+                    if let (since, gpus) = allocatedAt.removeValue(forKey: s("job")) { allocatedMs += overlap(since, t) * Double(gpus) }
+                case "node.registered": nodeSince[s("node")] = (t, d["gpuCount"]?.intValue ?? 0)
+                case "node.removed":
+                    if let (since, gpus) = nodeSince.removeValue(forKey: s("node")) { capacityMs += overlap(since, t) * Double(gpus) }
+                case "rollout.promoted": rollouts.append((e.offset, s("deployment"), s("version"), "promoted after every step passed (\(d["evidence"]?.arrayValue?.count ?? 0) windows in the last step)"))
+                case "rollout.rolled_back": rollouts.append((e.offset, s("deployment"), s("version"), "rolled back: " + s("reason")))
+                case "drift.alerted": alerts.append("#\(e.offset) \(e.time) drift \(s("severity")) on \(s("deployment")) v\(s("version")) feature \(s("feature")): PSI \(d["value"]?.doubleValue ?? 0) ≥ \(d["threshold"]?.doubleValue ?? 0)")
+                case "slo.burn.alerted": alerts.append("#\(e.offset) \(e.time) SLO \(s("slo")) \(s("severity")) \(s("longWindow"))/\(s("shortWindow")): burn \(d["burnRateLong"]?.doubleValue ?? 0) / \(d["burnRateShort"]?.doubleValue ?? 0) > \(d["threshold"]?.doubleValue ?? 0)")
+                case "slo.burn.resolved": alerts.append("#\(e.offset) \(e.time) SLO \(s("slo")) \(s("severity")) \(s("longWindow"))/\(s("shortWindow")) resolved")
                 default: break
                 }
             default: break
             }
         }
-        waits.sort()
-        func p(_ q: Double) -> String { waits.isEmpty ? "-" : Format.fixed(waits[min(waits.count - 1, Int(Double(waits.count) * q))] / 60, 1) + " min" }
-        Terminal.line("Training: \(Format.count(Int64(counts["job.queued", default: 0]))) jobs queued, \(Format.count(Int64(counts["job.admitted", default: 0]))) admissions, \(counts["job.completed", default: 0]) completed, \(counts["job.cancelled", default: 0]) cancelled, \(counts["job.rejected", default: 0]) rejected, \(counts["job.preempted", default: 0]) preempted (a node removed); queue wait p50 \(p(0.5)), p95 \(p(0.95))")
+        for (_, (since, gpus)) in allocatedAt { allocatedMs += overlap(since, last) * Double(gpus) }
+        for (_, (since, gpus)) in nodeSince { capacityMs += overlap(since, last) * Double(gpus) }
+        func p(_ values: [Double], _ q: Double) -> String {
+            let v = values.sorted()
+            return v.isEmpty ? "-" : Format.fixed(v[min(v.count - 1, Int(Double(v.count) * q))] / 60, 1) + " min"
+        }
+        Terminal.line("Scheduler (processor:scheduler): \(Format.count(Int64(counts["job.queued", default: 0]))) jobs queued, \(Format.count(Int64(counts["job.admitted", default: 0]))) admissions, \(counts["job.completed", default: 0]) completed, \(counts["job.cancelled", default: 0]) cancelled")
+        Terminal.line("  GPU utilisation over the \(days) days: \(capacityMs > 0 ? Format.fixed(allocatedMs / capacityMs * 100, 1) : "-")% of registered GPU-hours allocated")
+        Terminal.line("  rejections: " + (rejections.isEmpty ? "none" : rejections.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", "))
+            + "; preemptions: " + (preemptions.isEmpty ? "none" : preemptions.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")))
+        var waitTable = Table(["team", "admissions", "queue wait p50", "p95"], numeric: [1, 2, 3])
+        for team in waits.keys.sorted() { waitTable.add([team, String(waits[team]!.count), p(waits[team]!, 0.5), p(waits[team]!, 0.95)]) }
+        Terminal.line(indent(waitTable.render()))
         Terminal.line("Models: \(counts["model.registered", default: 0]) models, \(counts["model.version.created", default: 0]) versions, \(counts["model.version.evaluated", default: 0]) evaluations, \(counts["model.version.approved", default: 0]) approvals, \(counts["model.alias.set", default: 0]) alias moves")
         Terminal.line("Serving: \(counts["deployment.created", default: 0]) deployments, \(Format.count(Int64(counts["serving.window.observed", default: 0]))) serving windows, \(Format.count(Int64(counts["feature.histogram.observed", default: 0]))) feature histograms, \(counts["slo.defined", default: 0]) SLOs")
-        Terminal.line("Rollouts:")
-        var table = Table(["deployment", "version", "outcome"])
-        for r in rollouts { table.add([r.0, r.1, r.2]) }
-        Terminal.line(table.render().split(separator: "\n").map { "  " + $0 }.joined(separator: "\n"))
-        Terminal.line("Alerts:")
+        Terminal.line("Rollouts (processor:rollout; `ledger explain OFFSET` walks a decision back to its evidence):")
+        var table = Table(["offset", "deployment", "version", "outcome"])
+        for r in rollouts { table.add([String(r.offset), r.deployment, r.version, r.outcome]) }
+        Terminal.line(indent(table.render()))
+        Terminal.line("Alerts (processor:slo, processor:drift):")
         for a in alerts { Terminal.line("  " + a) }
         let missing = EventCatalog.standard.allTypes.map(\.name).filter { counts[$0] == nil }
         Terminal.line("Catalog: \(EventCatalog.standard.allTypes.count - missing.count) of \(EventCatalog.standard.allTypes.count) event types in the log" + (missing.isEmpty ? "" : " (missing: \(missing.joined(separator: ", ")))"))

@@ -20,7 +20,7 @@ struct Ledger: AsyncParsableCommand {
             """,
         subcommands: [
             DemoCommand.self, AppendCommand.self, ReadCommand.self, TailCommand.self, VerifyCommand.self,
-            StatsCommand.self, ImportCommand.self, ProjectCommand.self, RegistryCommand.self, ChargebackCommand.self,
+            StatsCommand.self, ImportCommand.self, ProjectCommand.self, ProcessCommand.self, DecisionsCommand.self, ExplainCommand.self, RegistryCommand.self, ChargebackCommand.self,
             SLOCommand.self, AuditCommand.self, LineageCommand.self, ReplayCommand.self, BenchCommand.self,
         ]
     )

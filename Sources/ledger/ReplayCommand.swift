@@ -4,6 +4,7 @@ import Glibc
 import ArgumentParser
 import LedgerCore
 import LedgerLog
+import LedgerProcessors
 import LedgerProjections
 
 struct ReplayCommand: AsyncParsableCommand {
@@ -12,9 +13,10 @@ struct ReplayCommand: AsyncParsableCommand {
         abstract: "Run a Replay/ scenario in a scratch data directory, and compare its answers with the scenario's expected/ files.",
         discussion: """
             A scenario is a folder: events.ndjson (envelopes with their ids, times and actors, as \
-            `ledger import` takes them), scenario.json ({"processors": "none", "checks": [{"args": \
+            `ledger import` takes them), scenario.json ({"processors": "none" or "all", "checks": [{"args": \
             [...], "expected": "FILE"}]}), README.md, and expected/. The events are appended one by \
-            one, the projections are brought up to date, then each check runs `ledger <args> \
+            one — with "processors": "all", the processors run to quiescence after each, as SEMANTICS.md \
+            describes —, the projections are brought up to date, then each check runs `ledger <args> \
             --data-dir <scratch>`; --check compares each output with expected/FILE and prints the \
             first difference. Without --check, the outputs are printed (or written to expected/ \
             with --record, to be checked by hand).
@@ -30,8 +32,8 @@ struct ReplayCommand: AsyncParsableCommand {
         let definition = try JSONParser.parse(try readInput(scenario + "/scenario.json"))
         guard let checks = definition["checks"]?.arrayValue else { throw LedgerError(.usage, "\(scenario)/scenario.json has no \"checks\" array") }
         let processors = definition["processors"]?.stringValue ?? "all"
-        guard processors == "none" else {
-            throw LedgerError(.usage, "\(scenario): \"processors\": \"\(processors)\" — this build runs scenarios that carry their own decisions (\"processors\": \"none\")")
+        guard processors == "none" || processors == "all" else {
+            throw LedgerError(.usage, "\(scenario)/scenario.json: \"processors\" is \"all\" (the processors decide) or \"none\" (the events carry their own decisions), not \"\(processors)\"")
         }
         let directory: String
         if let output {
@@ -48,6 +50,8 @@ struct ReplayCommand: AsyncParsableCommand {
         options.fsync = .onClose
         let log = try SegmentLog.open(directory: directory, options: options)
         let policy = AppendPolicy(actor: ProcessInfoLite.localActor, mode: .admin)
+        // With processors: after each input event they run until none has more to append.
+        let runner = processors == "all" ? ProcessorRunner(log: log, dataDirectory: directory) : nil
         for (i, line) in lines.enumerated() {
             let value: JSONValue
             do {
@@ -59,12 +63,14 @@ struct ReplayCommand: AsyncParsableCommand {
             do {
                 let (request, _) = try AppendRequest.importRecord(json: value)
                 _ = try await log.append([request], policy: policy)
+                if let runner { try await runner.runToQuiescence() }
             } catch {
                 try? log.close()
                 let e = LedgerError.wrap(error)
                 throw LedgerError(e.code, "\(scenario)/events.ndjson line \(i + 1): \(e.message)")
             }
         }
+        try runner?.saveSnapshots()
         try log.close()
         let reader = try LogReader(directory: directory)
         try Projector(store: try ProjectionStore(dataDirectory: directory), source: reader).catchUp()

@@ -33,6 +33,10 @@ public struct AppendRequest: Sendable, Equatable {
     /// Admin import and replay only: the event's own time and actor.
     public var time: Timestamp?
     public var actor: String?
+    /// A processor's output: the envelope time is max(this, the time of the log head), decided by
+    /// the writer — never the wall clock (SEMANTICS.md, processor runner). Ignored when `time` is
+    /// set.
+    public var notBefore: Timestamp?
 
     public init(
         stream: String, type: String, data: JSONObject, id: EventID? = nil, expectedVersion: ExpectedVersion = .any,

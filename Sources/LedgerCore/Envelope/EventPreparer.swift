@@ -41,6 +41,8 @@ public struct PreparedEvent: Sendable {
     public var actor: String
     /// Admin path only: the event's own time.
     public var time: Timestamp?
+    /// A processor's output: time = max(this, the head's time).
+    public var notBefore: Timestamp?
     /// The canonical envelope head (actor, causation, correlation, data) and its hash state.
     public var head: EnvelopeHead
     /// RFC 8785 canonical bytes of `data`.
@@ -112,7 +114,7 @@ public enum EventPreparer {
             stream: request.stream, type: type.name, schemaVersion: type.schemaVersion, id: request.id,
             expectedVersion: request.expectedVersion, causationId: request.causationId,
             correlationId: request.correlationId, actor: actor, time: policy.mode == .admin ? request.time : nil,
-            head: head, streamKey: streamKey(request.stream), recorded: recorded)
+            notBefore: request.notBefore, head: head, streamKey: streamKey(request.stream), recorded: recorded)
     }
 }
 

@@ -1,0 +1,87 @@
+public import LedgerCore
+
+/// One output event of a processor, before the runner gives it its envelope.
+public struct Decision: Sendable, Equatable {
+    public var id: EventID
+    public var stream: String
+    public var type: String
+    public var data: JSONObject
+    /// The event that caused it (the trigger).
+    public var causationId: EventID
+    /// The workflow it belongs to: the job's `job.queued` id, the rollout's `rollout.started` id.
+    public var correlationId: String?
+    /// The trigger's time: the envelope time is max(this, the log head's time).
+    public var notBefore: Timestamp
+}
+
+/// A deterministic fold over the log whose output is events (SEMANTICS.md, processor runner).
+///
+/// `apply` sees every event of the log in order, except the processor's own decisions that it
+/// made itself (the runner recognises them by id and skips them: their effect is already in the
+/// state). It must depend on nothing but the events it is given: no clock, no randomness, no
+/// iteration over unordered collections.
+public protocol Processor: AnyObject {
+    /// `scheduler`, `drift`, `slo`, `rollout`: the actor is `processor:<name>`.
+    var name: String { get }
+    /// The event types `apply` wants; the runner parses nothing else for it.
+    var inputTypes: Set<String> { get }
+    func apply(_ event: Envelope) -> [Decision]
+    /// The whole state, for a snapshot.
+    func snapshot() throws -> [UInt8]
+    func restore(_ bytes: [UInt8]) throws
+}
+
+/// Builds a processor's decisions for one trigger, numbering them for their ids.
+public struct DecisionBuilder {
+    public let processor: String
+    public let trigger: Envelope
+    public private(set) var decisions: [Decision] = []
+
+    public init(processor: String, trigger: Envelope) {
+        self.processor = processor
+        self.trigger = trigger
+    }
+
+    /// Adds one output; returns its id (UUIDv5 of `<processor>/<trigger id>/<index>`).
+    @discardableResult
+    public mutating func add(stream: String, type: String, data: JSONObject, correlation: String?) -> EventID {
+        let id = DecisionID.derive(processor: processor, trigger: trigger.id, index: decisions.count)
+        decisions.append(
+            Decision(id: id, stream: stream, type: type, data: data, causationId: trigger.id, correlationId: correlation, notBefore: trigger.time))
+        return id
+    }
+}
+
+/// The ids of processor outputs (`Schemas/processor-ids.md`).
+public enum DecisionID {
+    /// The namespace of processor output ids, published in `Schemas/processor-ids.md`.
+    public static let namespace = EventID("3d0c6f4e-8a51-5b7e-9f0a-6c1d2e3f4a5b")!
+
+    /// UUIDv5 over `<processor>/<trigger id>/<output index>` in ``namespace``.
+    public static func derive(processor: String, trigger: EventID, index: Int) -> EventID {
+        EventID.nameBased(namespace: namespace, name: "\(processor)/\(trigger.description)/\(index)")
+    }
+}
+
+// MARK: reading payloads
+
+extension JSONObject {
+    func string(_ key: String) -> String? { self[key]?.stringValue }
+    func int(_ key: String) -> Int? { self[key]?.intValue }
+    func double(_ key: String) -> Double? { self[key]?.doubleValue }
+    func bool(_ key: String) -> Bool? { self[key]?.boolValue }
+    func object(_ key: String) -> JSONObject? { self[key]?.objectValue }
+    func array(_ key: String) -> [JSONValue]? { self[key]?.arrayValue }
+}
+
+extension JSONValue {
+    static func ids(_ ids: [EventID]) -> JSONValue { .array(ids.map { .string($0.description) }) }
+}
+
+/// A number rounded to `places` decimals, so that decisions carry readable values (and the same
+/// bytes on every platform: the rounding is part of the decision).
+func rounded(_ value: Double, _ places: Int = 4) -> Double {
+    var scale = 1.0
+    for _ in 0..<places { scale *= 10 }
+    return (value * scale).rounded() / scale
+}
