@@ -33,6 +33,10 @@ public final class ProcessorRunner {
     public var chunk = 8192
     /// Input events folded (per processor, summed) since creation.
     public private(set) var eventsFolded: Int64 = 0
+    /// Called before each append with the number of appends so far: a fault-injection point for
+    /// the tests that kill a processor between deciding and appending.
+    public var beforeAppend: ((Int) -> Void)?
+    private var appendCount = 0
 
     /// The processors in SEMANTICS.md's fixed order.
     public static func standard() -> [any Processor] { [Scheduler(), DriftDetector(), SLOBurn(), RolloutController()] }
@@ -136,6 +140,8 @@ public final class ProcessorRunner {
                 }
                 checkpoints[i] = max(checkpoints[i], high)
                 guard !requests.isEmpty else { continue }
+                beforeAppend?(appendCount)
+                appendCount += 1
                 let results = await log.append(requests: requests, policy: AppendPolicy(actor: "processor:" + p.name))
                 for (k, result) in results.enumerated() {
                     switch result {

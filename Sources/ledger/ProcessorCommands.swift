@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import ArgumentParser
 import Foundation
 import LedgerCore
@@ -22,10 +25,14 @@ struct ProcessCommand: AsyncParsableCommand {
     var fromStart = false
     @Option(help: ArgumentHelp("Save snapshots every N events folded.", visibility: .hidden))
     var snapshotEvery: Int64 = 200_000
+    @Option(help: ArgumentHelp("Events per round.", visibility: .hidden))
+    var chunk: Int = 8192
 
     func run() async throws {
         let log = try openLog(data)
         let runner = ProcessorRunner(log: log, dataDirectory: data.resolved)
+        runner.chunk = max(1, chunk)
+        runner.beforeAppend = faultInjection()
         if !fromStart { try runner.loadSnapshots() }
         let from = runner.checkpoints
         let headBefore = log.head
@@ -44,6 +51,13 @@ struct ProcessCommand: AsyncParsableCommand {
         Terminal.line(table.render())
         Terminal.line("processors at the log head \(head) in \(Format.fixed(seconds, 2)) s")
     }
+}
+
+/// `LEDGER_FAULT_KILL_BEFORE_APPEND=N`: SIGKILL this process right before the processors' Nth
+/// append (counting from 0) — after deciding, before writing. For the fault tests only.
+func faultInjection() -> ((Int) -> Void)? {
+    guard let text = ProcessInfoLite.environment("LEDGER_FAULT_KILL_BEFORE_APPEND"), let n = Int(text) else { return nil }
+    return { count in if count >= n { kill(getpid(), SIGKILL) } }
 }
 
 /// One-line summaries of events, for decisions and explanations.
@@ -66,6 +80,7 @@ enum EventSummary {
         case "job.completed": return "job \(s("job")) \(s("outcome"))"
         case "job.cancelled": return "job \(s("job")) cancelled"
         case "node.removed": return "node \(s("node")) removed: \(s("reason"))"
+        case "model.version.created": return "\(s("model")) version \(s("version")) created (baseline of \(d["baseline"]?.objectValue?.keys.joined(separator: ", ") ?? "no features"))"
         case "rollout.started": return "rollout of \(s("model")) version \(s("toVersion")) on \(s("deployment"))"
         case "rollout.step.advanced": return "\(s("deployment")) canary \(s("version")) advanced to \(n("weight"))% on \(d["evidence"]?.arrayValue?.count ?? 0) windows"
         case "rollout.promoted": return "\(s("deployment")) promoted version \(s("version")) on \(d["evidence"]?.arrayValue?.count ?? 0) windows"

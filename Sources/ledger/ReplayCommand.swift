@@ -27,6 +27,10 @@ struct ReplayCommand: AsyncParsableCommand {
     var output: String?
     @Flag(help: "Compare every check with its expected file; exit 1 at the first difference.") var check = false
     @Flag(help: "Write every check's output to expected/ (for a new scenario, to be checked by hand).") var record = false
+    @Flag(help: "Continue an interrupted replay in the --data-dir OUT it left: events already in the log are skipped (idempotent), the processors resume from their snapshots.")
+    var resume = false
+    @Option(help: ArgumentHelp("Save processor snapshots every N input events.", visibility: .hidden))
+    var snapshotEvery: Int = 1000
 
     func run() async throws {
         let definition = try JSONParser.parse(try readInput(scenario + "/scenario.json"))
@@ -37,7 +41,7 @@ struct ReplayCommand: AsyncParsableCommand {
         }
         let directory: String
         if let output {
-            guard access(output, F_OK) != 0 else { throw LedgerError(.usage, "\(output) already exists; give a new directory to --data-dir") }
+            guard resume || access(output, F_OK) != 0 else { throw LedgerError(.usage, "\(output) already exists; give a new directory to --data-dir (or --resume an interrupted replay)") }
             directory = output
         } else {
             directory = "/tmp/ledger-replay-\(getpid())-\(UInt32.random(in: 0..<UInt32.max))"
@@ -52,6 +56,8 @@ struct ReplayCommand: AsyncParsableCommand {
         let policy = AppendPolicy(actor: ProcessInfoLite.localActor, mode: .admin)
         // With processors: after each input event they run until none has more to append.
         let runner = processors == "all" ? ProcessorRunner(log: log, dataDirectory: directory) : nil
+        if resume { try runner?.loadSnapshots() }
+        runner?.beforeAppend = faultInjection()
         for (i, line) in lines.enumerated() {
             let value: JSONValue
             do {
@@ -63,7 +69,10 @@ struct ReplayCommand: AsyncParsableCommand {
             do {
                 let (request, _) = try AppendRequest.importRecord(json: value)
                 _ = try await log.append([request], policy: policy)
-                if let runner { try await runner.runToQuiescence() }
+                if let runner {
+                    try await runner.runToQuiescence()
+                    if (i + 1) % max(1, snapshotEvery) == 0 { try runner.saveSnapshots() }
+                }
             } catch {
                 try? log.close()
                 let e = LedgerError.wrap(error)
