@@ -293,15 +293,9 @@ public final class Scheduler: Processor {
                 if head == nil || before(j, head!) { head = j }
             }
             guard var job = head else { return }
-            if let reason = neverAdmissible(job) {
-                // Quota lowered or nodes removed since it was queued: it can never run now.
-                dequeue(job)
-                job.status = .finished
-                state.jobs[job.name] = job
-                out.add(stream: "job-" + job.name, type: "job.rejected", data: ["job": .string(job.name), "reason": .string(reason)],
-                    correlation: job.queuedID.description)
-                continue
-            }
+            // A head that cannot fit now waits, even if the quota was lowered or nodes removed
+            // since it was queued (rejection is decided once, when a job is queued; a node may
+            // come back): it blocks its team's later jobs of this type (StrictFIFO).
             if quotaAdmits(job.team, type, job.gpus, usageOf: { self.usage($0, type) }), let node = bestFit(type, job.gpus) {
                 admit(&job, on: node, at: now, &out)
                 continue
