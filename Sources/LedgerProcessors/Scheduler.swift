@@ -20,8 +20,8 @@ public final class Scheduler: Processor {
         var capacity: Int
         var used: Int
         var removed: Bool
-        /// Jobs running on the node, in admission order.
-        var jobs: [String]
+        /// Jobs running on the node (indices into `jobs`), in admission order.
+        var jobs: [Int]
         var free: Int { removed ? 0 : max(0, capacity - used) }
     }
 
@@ -39,6 +39,8 @@ public final class Scheduler: Processor {
         var name: String
         var team: String
         var gpuType: String
+        /// Index of its team/gpuType in `State.pools`.
+        var pool: Int
         var gpus: Int
         var priority: Int
         /// Offset of its `job.queued`: FIFO order, kept across preemptions.
@@ -47,39 +49,53 @@ public final class Scheduler: Processor {
         /// Event time (ms) from which waiting counts: the queueing, or the last preemption.
         var waitingSince: Int64
         var status: JobStatus
-        var node: String?
+        /// Index into `nodes` while running.
+        var node: Int?
         /// Admission counter (later admissions are preempted first).
         var admission: Int64
         /// Allocated by someone else (an import, a manual allocation): occupancy, never a victim.
         var external: Bool
     }
 
+    /// One team's share of one GPU type: its quota, usage and queue.
+    struct Pool: Codable {
+        var team: String
+        var gpuType: String
+        var quota: Quota?
+        var usage = 0
+        /// Queued jobs (indices into `jobs`), the head *last*: ascending in (priority, then
+        /// earlier `job.queued`), so that admitting the head is O(1).
+        var queue: [Int] = []
+        /// Priority → running jobs the scheduler admitted (possible victims).
+        var running: [Int: Int] = [:]
+        var nominal: Int { quota?.nominal ?? 0 }
+    }
+
     struct State: Codable {
-        var nodes: [String: Node] = [:]
-        /// gpuType → node names, sorted.
-        var nodesByType: [String: [String]] = [:]
-        /// "team/gpuType" → quota.
-        var quotas: [String: Quota] = [:]
-        /// "team/gpuType" → GPUs in use.
-        var usage: [String: Int] = [:]
-        var jobs: [String: Job] = [:]
-        /// "team/gpuType" → queued job names, in (priority desc, sequence) order.
-        var queues: [String: [String]] = [:]
-        /// gpuType → teams with a queue for it, sorted.
-        var queueTeams: [String: [String]] = [:]
+        var nodes: [Node] = []
+        var nodeIndex: [String: Int] = [:]
+        /// gpuType → node indices, sorted by node name.
+        var nodesByType: [String: [Int]] = [:]
+        var pools: [Pool] = []
+        /// "team/gpuType" → index into `pools`.
+        var poolIndex: [String: Int] = [:]
+        /// gpuType → pools of that type, sorted by team.
+        var poolsByType: [String: [Int]] = [:]
+        /// "cohort/gpuType" → member pools, sorted by team.
+        var cohorts: [String: [Int]] = [:]
+        var jobs: [Job] = []
+        var jobIndex: [String: Int] = [:]
         var admissions: Int64 = 0
     }
 
     var state = State()
-    /// Admissions and other decisions counted since creation (for the benchmark).
+    /// Output events made since creation (for the benchmark).
     public private(set) var decisionCount = 0
 
     public init() {}
 
     public func snapshot() throws -> [UInt8] { Array(try JSONEncoder().encode(state)) }
     public func restore(_ bytes: [UInt8]) throws { state = try JSONDecoder().decode(State.self, from: Data(bytes)) }
-
-    static func key(_ team: String, _ gpuType: String) -> String { team + "/" + gpuType }
 
     // MARK: applying events
 
@@ -90,97 +106,86 @@ public final class Scheduler: Processor {
         switch event.type {
         case "node.registered":
             guard let node = d.string("node"), let type = d.string("gpuType"), let count = d.int("gpuCount") else { break }
-            if var existing = state.nodes[node] {
-                if existing.gpuType != type {
-                    // A node that changes type: drop it from the old type's list.
-                    state.nodesByType[existing.gpuType]?.removeAll { $0 == node }
-                    dirty.insert(existing.gpuType)
-                    insertSorted(&state.nodesByType[type, default: []], node)
-                }
-                existing.gpuType = type
-                existing.capacity = count
-                existing.removed = false
-                state.nodes[node] = existing
-            } else {
-                state.nodes[node] = Node(name: node, gpuType: type, capacity: count, used: 0, removed: false, jobs: [])
-                insertSorted(&state.nodesByType[type, default: []], node)
+            let n = nodeNumber(node, type)
+            if state.nodes[n].gpuType != type {
+                state.nodesByType[state.nodes[n].gpuType]?.removeAll { $0 == n }
+                dirty.insert(state.nodes[n].gpuType)
+                state.nodes[n].gpuType = type
+                insertNode(n, type)
             }
+            state.nodes[n].capacity = count
+            state.nodes[n].removed = false
             dirty.insert(type)
         case "node.removed":
-            guard let node = d.string("node"), var n = state.nodes[node] else { break }
-            n.removed = true
-            state.nodes[node] = n
-            for job in n.jobs {
-                guard let j = state.jobs[job], !j.external else { continue }
-                preempt(job, preemptor: nil, reason: "NodeRemoved", at: event.time.milliseconds, &out)
+            guard let node = d.string("node"), let n = state.nodeIndex[node] else { break }
+            state.nodes[n].removed = true
+            for j in state.nodes[n].jobs where !state.jobs[j].external {
+                preempt(j, preemptor: nil, reason: "NodeRemoved", at: event.time.milliseconds, &out)
             }
-            dirty.insert(n.gpuType)
+            dirty.insert(state.nodes[n].gpuType)
         case "quota.set":
             guard let team = d.string("team"), let type = d.string("gpuType"), let nominal = d.int("nominal") else { break }
-            state.quotas[Scheduler.key(team, type)] = Quota(
-                nominal: nominal, borrowingLimit: d.int("borrowingLimit") ?? 0, cohort: d.string("cohort"), weight: d.double("weight") ?? 1)
+            let p = poolNumber(team, type)
+            if let old = state.pools[p].quota?.cohort { state.cohorts[old + "/" + type]?.removeAll { $0 == p } }
+            let q = Quota(nominal: nominal, borrowingLimit: d.int("borrowingLimit") ?? 0, cohort: d.string("cohort"), weight: d.double("weight") ?? 1)
+            state.pools[p].quota = q
+            if let cohort = q.cohort { insertSorted(&state.cohorts[cohort + "/" + type, default: []], p) }
             dirty.insert(type)
         case "job.queued":
-            guard let job = d.string("job"), let team = d.string("team"), let type = d.string("gpuType"), let gpus = d.int("gpus") else { break }
-            if let existing = state.jobs[job], existing.status != .finished { break }  // already known and active
-            let j = Job(
-                name: job, team: team, gpuType: type, gpus: gpus, priority: d.int("priority") ?? 0, sequence: event.offset, queuedID: event.id,
-                waitingSince: event.time.milliseconds, status: .queued, node: nil, admission: 0, external: false)
-            if let reason = neverAdmissible(j) {
-                state.jobs[job] = Job(
-                    name: job, team: team, gpuType: type, gpus: gpus, priority: j.priority, sequence: j.sequence, queuedID: j.queuedID,
-                    waitingSince: j.waitingSince, status: .finished, node: nil, admission: 0, external: false)
-                out.add(stream: "job-" + job, type: "job.rejected", data: ["job": .string(job), "reason": .string(reason)], correlation: event.id.description)
+            guard let name = d.string("job"), let team = d.string("team"), let type = d.string("gpuType"), let gpus = d.int("gpus") else { break }
+            if let existing = state.jobIndex[name], state.jobs[existing].status != .finished { break }  // already known and active
+            let job = Job(
+                name: name, team: team, gpuType: type, pool: poolNumber(team, type), gpus: gpus, priority: d.int("priority") ?? 0,
+                sequence: event.offset, queuedID: event.id, waitingSince: event.time.milliseconds, status: .queued, node: nil, admission: 0,
+                external: false)
+            let j = store(job)
+            if let reason = neverAdmissible(job) {
+                state.jobs[j].status = .finished
+                out.add(stream: "job-" + name, type: "job.rejected", data: ["job": .string(name), "reason": .string(reason)], correlation: event.id.description)
                 break
             }
-            state.jobs[job] = j
             enqueue(j)
             dirty.insert(type)
         case "job.completed", "job.cancelled":
-            guard let job = d.string("job"), var j = state.jobs[job] else { break }
-            switch j.status {
+            guard let name = d.string("job"), let j = state.jobIndex[name] else { break }
+            switch state.jobs[j].status {
             case .running:
-                release(&j, &out)  // whoever allocated it: the scheduler releases on completion
-                j.status = .finished
-                state.jobs[job] = j
-                dirty.insert(j.gpuType)
+                release(j, &out)  // whoever allocated it: the scheduler releases on completion
+                state.jobs[j].status = .finished
+                dirty.insert(state.jobs[j].gpuType)
             case .queued:
                 dequeue(j)
-                j.status = .finished
-                state.jobs[job] = j
+                state.jobs[j].status = .finished
             case .finished: break
             }
         case "gpu.allocated":
             // Someone else's allocation (ours are recognised by id and never reach here).
-            guard let job = d.string("job"), let node = d.string("node"), let type = d.string("gpuType"), let gpus = d.int("gpus"),
+            guard let name = d.string("job"), let node = d.string("node"), let type = d.string("gpuType"), let gpus = d.int("gpus"),
                 let team = d.string("team")
             else { break }
-            var j = state.jobs[job] ?? Job(
-                name: job, team: team, gpuType: type, gpus: gpus, priority: 0, sequence: event.offset, queuedID: event.id,
-                waitingSince: event.time.milliseconds, status: .finished, node: nil, admission: 0, external: true)
-            if j.status == .running { break }  // already booked: a GPU is never booked twice
-            if j.status == .queued { dequeue(j) }
-            j.status = .running
-            j.node = node
-            j.gpus = gpus
-            j.external = true
+            let j = state.jobIndex[name] ?? store(Job(
+                name: name, team: team, gpuType: type, pool: poolNumber(team, type), gpus: gpus, priority: 0, sequence: event.offset,
+                queuedID: event.id, waitingSince: event.time.milliseconds, status: .finished, node: nil, admission: 0, external: true))
+            if state.jobs[j].status == .running { break }  // already booked: a GPU is never booked twice
+            if state.jobs[j].status == .queued { dequeue(j) }
+            let n = nodeNumber(node, type)
             state.admissions += 1
-            j.admission = state.admissions
-            state.jobs[job] = j
-            if state.nodes[node] == nil {
-                state.nodes[node] = Node(name: node, gpuType: type, capacity: 0, used: 0, removed: false, jobs: [])
-                insertSorted(&state.nodesByType[type, default: []], node)
-            }
-            state.nodes[node]!.used += gpus
-            state.nodes[node]!.jobs.append(job)
-            state.usage[Scheduler.key(team, type), default: 0] += gpus
+            state.jobs[j].status = .running
+            state.jobs[j].node = n
+            state.jobs[j].gpus = gpus
+            state.jobs[j].external = true
+            state.jobs[j].admission = state.admissions
+            state.nodes[n].used += gpus
+            state.nodes[n].jobs.append(j)
+            state.pools[state.jobs[j].pool].usage += gpus
             dirty.insert(type)
         case "gpu.released":
-            guard let job = d.string("job"), var j = state.jobs[job], j.status == .running, j.node == d.string("node") else { break }
-            free(&j)
-            j.status = .finished
-            state.jobs[job] = j
-            dirty.insert(j.gpuType)
+            guard let name = d.string("job"), let j = state.jobIndex[name], state.jobs[j].status == .running,
+                let n = state.jobs[j].node, state.nodes[n].name == d.string("node")
+            else { break }
+            free(j)
+            state.jobs[j].status = .finished
+            dirty.insert(state.jobs[j].gpuType)
         default: break
         }
         for type in dirty.sorted() { schedule(type, at: event.time.milliseconds, &out) }
@@ -188,149 +193,182 @@ public final class Scheduler: Processor {
         return out.decisions
     }
 
-    // MARK: queues
+    // MARK: bookkeeping
 
-    func insertSorted(_ list: inout [String], _ name: String) {
-        let i = list.firstIndex { $0 > name } ?? list.count
-        if i > 0 && list[i - 1] == name { return }
-        list.insert(name, at: i)
+    func insertSorted(_ list: inout [Int], _ value: Int) {
+        if list.contains(value) { return }
+        list.append(value)
+        list.sort()
     }
 
-    func before(_ a: Job, _ b: Job) -> Bool { a.priority != b.priority ? a.priority > b.priority : a.sequence < b.sequence }
+    func nodeNumber(_ name: String, _ type: String) -> Int {
+        if let n = state.nodeIndex[name] { return n }
+        state.nodes.append(Node(name: name, gpuType: type, capacity: 0, used: 0, removed: false, jobs: []))
+        let n = state.nodes.count - 1
+        state.nodeIndex[name] = n
+        insertNode(n, type)
+        return n
+    }
 
-    func enqueue(_ job: Job) {
-        let k = Scheduler.key(job.team, job.gpuType)
-        var q = state.queues[k] ?? []
-        // Binary search for the position: (priority desc, sequence asc).
+    func insertNode(_ n: Int, _ type: String) {
+        var list = state.nodesByType[type] ?? []
+        state.nodesByType[type] = nil
+        let name = state.nodes[n].name
+        let i = list.firstIndex { state.nodes[$0].name > name } ?? list.count
+        list.insert(n, at: i)
+        state.nodesByType[type] = list
+    }
+
+    func poolNumber(_ team: String, _ type: String) -> Int {
+        let key = team + "/" + type
+        if let p = state.poolIndex[key] { return p }
+        state.pools.append(Pool(team: team, gpuType: type))
+        let p = state.pools.count - 1
+        state.poolIndex[key] = p
+        var list = state.poolsByType[type] ?? []
+        let i = list.firstIndex { state.pools[$0].team > team } ?? list.count
+        list.insert(p, at: i)
+        state.poolsByType[type] = list
+        return p
+    }
+
+    func store(_ job: Job) -> Int {
+        if let j = state.jobIndex[job.name] {
+            state.jobs[j] = job
+            return j
+        }
+        state.jobs.append(job)
+        state.jobIndex[job.name] = state.jobs.count - 1
+        return state.jobs.count - 1
+    }
+
+    @inline(__always)
+    func before(_ a: Int, _ b: Int) -> Bool {
+        let x = state.jobs[a]
+        let y = state.jobs[b]
+        return x.priority != y.priority ? x.priority > y.priority : x.sequence < y.sequence
+    }
+
+    func enqueue(_ j: Int) {
+        let p = state.jobs[j].pool
         var lo = 0
-        var hi = q.count
+        var hi = state.pools[p].queue.count
         while lo < hi {
             let mid = (lo + hi) / 2
-            if before(state.jobs[q[mid]]!, job) { lo = mid + 1 } else { hi = mid }
+            if before(state.pools[p].queue[mid], j) { hi = mid } else { lo = mid + 1 }
         }
-        q.insert(job.name, at: lo)
-        state.queues[k] = q
-        insertSorted(&state.queueTeams[job.gpuType, default: []], job.team)
+        state.pools[p].queue.insert(j, at: lo)
     }
 
-    func dequeue(_ job: Job) {
-        let k = Scheduler.key(job.team, job.gpuType)
-        guard var q = state.queues[k], let i = q.firstIndex(of: job.name) else { return }
-        q.remove(at: i)
-        if q.isEmpty {
-            state.queues[k] = nil
-            state.queueTeams[job.gpuType]?.removeAll { $0 == job.team }
-        } else {
-            state.queues[k] = q
-        }
+    func dequeue(_ j: Int) {
+        let p = state.jobs[j].pool
+        if let i = state.pools[p].queue.lastIndex(of: j) { state.pools[p].queue.remove(at: i) }
     }
 
     // MARK: admission
 
-    func quota(_ team: String, _ type: String) -> Quota {
-        state.quotas[Scheduler.key(team, type)] ?? Quota(nominal: 0, borrowingLimit: 0, cohort: nil, weight: 1)
+    func quota(_ p: Int) -> Quota { state.pools[p].quota ?? Quota(nominal: 0, borrowingLimit: 0, cohort: nil, weight: 1) }
+
+    func members(_ p: Int) -> [Int] {
+        guard let cohort = state.pools[p].quota?.cohort else { return [p] }
+        return state.cohorts[cohort + "/" + state.pools[p].gpuType] ?? [p]
     }
-
-    func usage(_ team: String, _ type: String) -> Int { state.usage[Scheduler.key(team, type)] ?? 0 }
-
-    /// Teams whose quota for `type` is in `cohort`, sorted.
-    func cohortMembers(_ cohort: String, _ type: String) -> [String] {
-        var teams: [String] = []
-        for (k, q) in state.quotas where q.cohort == cohort && k.hasSuffix("/" + type) {
-            let team = String(k.dropLast(type.count + 1))
-            if team + "/" + type == k { teams.append(team) }
-        }
-        return teams.sorted()
-    }
-
-    func cohortNominal(_ cohort: String, _ type: String) -> Int { cohortMembers(cohort, type).reduce(0) { $0 + quota($1, type).nominal } }
-    func cohortUsage(_ cohort: String, _ type: String) -> Int { cohortMembers(cohort, type).reduce(0) { $0 + usage($1, type) } }
 
     func largestNode(_ type: String) -> Int {
-        (state.nodesByType[type] ?? []).reduce(0) { m, n in state.nodes[n]!.removed ? m : max(m, state.nodes[n]!.capacity) }
+        (state.nodesByType[type] ?? []).reduce(0) { m, n in state.nodes[n].removed ? m : max(m, state.nodes[n].capacity) }
     }
 
     /// Why a job can never be admitted, or nil.
     func neverAdmissible(_ job: Job) -> String? {
-        guard let q = state.quotas[Scheduler.key(job.team, job.gpuType)], q.limit > 0 else { return "NoQuota" }
+        guard let q = state.pools[job.pool].quota, q.limit > 0 else { return "NoQuota" }
         if job.gpus > q.limit { return "ExceedsQuota" }
         if job.gpus > largestNode(job.gpuType) { return "ExceedsNodeSize" }
         return nil
     }
 
-    /// Whether the quota rules (a) and (b) admit `gpus` more for `team`, with `usageOf` as usage.
-    func quotaAdmits(_ team: String, _ type: String, _ gpus: Int, usageOf: (String) -> Int) -> Bool {
-        let q = quota(team, type)
-        let after = usageOf(team) + gpus
+    /// Whether the quota rules (a) and (b) admit `gpus` more for pool `p`, with `usageOf` as usage.
+    func quotaAdmits(_ p: Int, _ gpus: Int, usageOf: (Int) -> Int) -> Bool {
+        let q = quota(p)
+        let after = usageOf(p) + gpus
         guard after <= q.limit else { return false }
         if after > q.nominal {
-            guard let cohort = q.cohort else { return false }
-            let members = cohortMembers(cohort, type)
-            let total = members.reduce(0) { $0 + usageOf($1) }
-            let nominal = members.reduce(0) { $0 + quota($1, type).nominal }
+            guard q.cohort != nil else { return false }
+            var total = 0
+            var nominal = 0
+            for m in members(p) {
+                total += usageOf(m)
+                nominal += state.pools[m].nominal
+            }
             guard total + gpus <= nominal else { return false }
         }
         return true
     }
 
     /// The fitting node with the fewest free GPUs, ties by name.
-    func bestFit(_ type: String, _ gpus: Int) -> String? {
-        var best: (Int, String)? = nil
+    func bestFit(_ type: String, _ gpus: Int) -> Int? {
+        var best: (Int, Int)? = nil
         for n in state.nodesByType[type] ?? [] {
-            let free = state.nodes[n]!.free
-            if free >= gpus && (best == nil || free < best!.0) { best = (free, n) }
+            let free = state.nodes[n].free
+            if free >= gpus && (best == nil || free < best!.0) {
+                best = (free, n)
+                if free == gpus { break }  // nothing fits tighter; earlier names win ties
+            }
         }
         return best?.1
     }
 
     func schedule(_ type: String, at now: Int64, _ out: inout DecisionBuilder) {
-        var blocked: Set<String> = []
+        let pools = state.poolsByType[type] ?? []
+        var blocked: Set<Int> = []
         while true {
-            // The best head among the teams not blocked: priority, then FIFO.
-            var head: Job? = nil
-            for team in state.queueTeams[type] ?? [] where !blocked.contains(team) {
-                guard let first = state.queues[Scheduler.key(team, type)]?.first, let j = state.jobs[first] else { continue }
-                if head == nil || before(j, head!) { head = j }
+            // The best head among the pools not blocked: priority, then FIFO.
+            var head: Int? = nil
+            for p in pools where !blocked.contains(p) {
+                guard let first = state.pools[p].queue.last else { continue }
+                if head == nil || before(first, head!) { head = first }
             }
-            guard var job = head else { return }
+            guard let j = head else { return }
+            let p = state.jobs[j].pool
             // A head that cannot fit now waits, even if the quota was lowered or nodes removed
             // since it was queued (rejection is decided once, when a job is queued; a node may
             // come back): it blocks its team's later jobs of this type (StrictFIFO).
-            if quotaAdmits(job.team, type, job.gpus, usageOf: { self.usage($0, type) }), let node = bestFit(type, job.gpus) {
-                admit(&job, on: node, at: now, &out)
+            if quotaAdmits(p, state.jobs[j].gpus, usageOf: { self.state.pools[$0].usage }), let node = bestFit(type, state.jobs[j].gpus) {
+                admit(j, on: node, at: now, &out)
                 continue
             }
-            if let (node, victims) = preemptionPlan(job) {
-                for (victim, reason) in victims { preempt(victim, preemptor: job.name, reason: reason, at: now, &out) }
-                admit(&job, on: node, at: now, &out)
+            if let (node, victims) = preemptionPlan(j) {
+                for (victim, reason) in victims { preempt(victim, preemptor: state.jobs[j].name, reason: reason, at: now, &out) }
+                admit(j, on: node, at: now, &out)
                 blocked.removeAll()
                 continue
             }
-            blocked.insert(job.team)  // StrictFIFO: the team's later jobs of this type wait
+            blocked.insert(p)  // StrictFIFO: the team's later jobs of this type wait
         }
     }
 
-    func admit(_ job: inout Job, on node: String, at now: Int64, _ out: inout DecisionBuilder) {
-        dequeue(job)
-        let k = Scheduler.key(job.team, job.gpuType)
-        let after = (state.usage[k] ?? 0) + job.gpus
-        state.usage[k] = after
-        state.nodes[node]!.used += job.gpus
-        state.nodes[node]!.jobs.append(job.name)
+    func admit(_ j: Int, on n: Int, at now: Int64, _ out: inout DecisionBuilder) {
+        dequeue(j)
+        let p = state.jobs[j].pool
+        state.pools[p].usage += state.jobs[j].gpus
+        let after = state.pools[p].usage
+        state.nodes[n].used += state.jobs[j].gpus
+        state.nodes[n].jobs.append(j)
         state.admissions += 1
-        job.admission = state.admissions
-        job.status = .running
-        job.node = node
-        state.jobs[job.name] = job
-        let q = quota(job.team, job.gpuType)
+        state.jobs[j].admission = state.admissions
+        state.jobs[j].status = .running
+        state.jobs[j].node = n
+        state.pools[p].running[state.jobs[j].priority, default: 0] += 1
+        let job = state.jobs[j]
+        let q = quota(p)
         let borrowed = after > q.nominal
         var share = 0.0
-        if borrowed, let cohort = q.cohort {
-            let total = cohortNominal(cohort, job.gpuType)
+        if borrowed, q.cohort != nil {
+            let total = members(p).reduce(0) { $0 + state.pools[$1].nominal }
             if total > 0 { share = rounded(Double(after - q.nominal) / Double(total) / q.weight, 6) }
         }
         let waited = Double(max(0, now - job.waitingSince)) / 1000
         let correlation = job.queuedID.description
+        let node = state.nodes[n].name
         out.add(stream: "job-" + job.name, type: "job.admitted",
             data: ["job": .string(job.name), "node": .string(node), "gpus": .number(Double(job.gpus)), "waitedSeconds": .number(waited),
                    "borrowed": .bool(borrowed), "clusterQueueShare": .number(share)], correlation: correlation)
@@ -340,79 +378,95 @@ public final class Scheduler: Processor {
     }
 
     /// Takes a running job's GPUs back (no output).
-    func free(_ job: inout Job) {
-        guard let node = job.node else { return }
-        if var n = state.nodes[node] {
-            n.used = max(0, n.used - job.gpus)
-            n.jobs.removeAll { $0 == job.name }
-            state.nodes[node] = n
+    func free(_ j: Int) {
+        guard let n = state.jobs[j].node else { return }
+        let gpus = state.jobs[j].gpus
+        state.nodes[n].used = max(0, state.nodes[n].used - gpus)
+        if let i = state.nodes[n].jobs.firstIndex(of: j) { state.nodes[n].jobs.remove(at: i) }
+        let p = state.jobs[j].pool
+        state.pools[p].usage = max(0, state.pools[p].usage - gpus)
+        if !state.jobs[j].external, let c = state.pools[p].running[state.jobs[j].priority] {
+            state.pools[p].running[state.jobs[j].priority] = c > 1 ? c - 1 : nil
         }
-        let k = Scheduler.key(job.team, job.gpuType)
-        state.usage[k] = max(0, (state.usage[k] ?? 0) - job.gpus)
-        job.node = nil
+        state.jobs[j].node = nil
     }
 
-    func release(_ job: inout Job, _ out: inout DecisionBuilder) {
-        guard let node = job.node else { return }
-        free(&job)
+    func release(_ j: Int, _ out: inout DecisionBuilder) {
+        guard let n = state.jobs[j].node else { return }
+        free(j)
+        let job = state.jobs[j]
         out.add(stream: "job-" + job.name, type: "gpu.released",
-            data: ["job": .string(job.name), "node": .string(node), "gpuType": .string(job.gpuType), "gpus": .number(Double(job.gpus)),
+            data: ["job": .string(job.name), "node": .string(state.nodes[n].name), "gpuType": .string(job.gpuType), "gpus": .number(Double(job.gpus)),
                    "team": .string(job.team)], correlation: job.queuedID.description)
     }
 
-    func preempt(_ name: String, preemptor: String?, reason: String, at now: Int64, _ out: inout DecisionBuilder) {
-        guard var victim = state.jobs[name], victim.status == .running else { return }
+    func preempt(_ j: Int, preemptor: String?, reason: String, at now: Int64, _ out: inout DecisionBuilder) {
+        guard state.jobs[j].status == .running else { return }
+        let name = state.jobs[j].name
         var data: JSONObject = ["job": .string(name), "reason": .string(reason)]
         if let preemptor { data["preemptor"] = .string(preemptor) }
-        out.add(stream: "job-" + name, type: "job.preempted", data: data, correlation: victim.queuedID.description)
-        release(&victim, &out)
-        victim.status = .queued
-        victim.waitingSince = now
-        state.jobs[name] = victim
-        enqueue(victim)  // at its original position: the order key is its first job.queued
+        out.add(stream: "job-" + name, type: "job.preempted", data: data, correlation: state.jobs[j].queuedID.description)
+        release(j, &out)
+        state.jobs[j].status = .queued
+        state.jobs[j].waitingSince = now
+        enqueue(j)  // at its original position: the order key is its first job.queued
     }
 
-    /// The node where the fewest victims make room for `job`, and those victims with their reason.
-    func preemptionPlan(_ job: Job) -> (String, [(String, String)])? {
-        let type = job.gpuType
-        let q = quota(job.team, type)
-        let withinNominal = usage(job.team, type) + job.gpus <= q.nominal
-        var best: (count: Int, node: String, victims: [(String, String)])? = nil
-        for nodeName in state.nodesByType[type] ?? [] {
-            let node = state.nodes[nodeName]!
-            guard !node.removed, node.capacity >= job.gpus else { continue }
+    /// The node where the fewest victims make room for job `j`, and those victims with their reason.
+    func preemptionPlan(_ j: Int) -> (Int, [(Int, String)])? {
+        let job = (pool: state.jobs[j].pool, gpus: state.jobs[j].gpus, priority: state.jobs[j].priority, gpuType: state.jobs[j].gpuType)
+        let p = job.pool
+        let q = quota(p)
+        let withinNominal = state.pools[p].usage + job.gpus <= q.nominal
+        // Cheap refusal first: no lower-priority job of the team running, no borrower to reclaim from.
+        let ownLower = state.pools[p].running.keys.contains { $0 < job.priority }
+        let borrowers = withinNominal && q.cohort != nil ? members(p).filter { $0 != p && state.pools[$0].usage > state.pools[$0].nominal } : []
+        guard ownLower || !borrowers.isEmpty else { return nil }
+        var best: (count: Int, node: Int, victims: [(Int, String)])? = nil
+        var usageAfter: [Int: Int] = [:]
+        var candidates: [Int] = []
+        var victims: [(Int, String)] = []
+        for n in state.nodesByType[job.gpuType] ?? [] {
+            guard !state.nodes[n].removed, state.nodes[n].capacity >= job.gpus else { continue }
+            let nodeFree = state.nodes[n].free
             // Candidates on this node: lowest priority first, then the latest admitted.
-            var candidates: [Job] = []
-            for name in node.jobs {
-                guard let r = state.jobs[name], !r.external, r.status == .running else { continue }
-                if r.team == job.team {
-                    if r.priority < job.priority { candidates.append(r) }
-                } else if withinNominal, let cohort = q.cohort, quota(r.team, type).cohort == cohort {
+            candidates.removeAll(keepingCapacity: true)
+            var reachable = nodeFree
+            for r in state.nodes[n].jobs where !state.jobs[r].external {
+                let pool = state.jobs[r].pool
+                if pool == p ? state.jobs[r].priority < job.priority : borrowers.contains(pool) {
                     candidates.append(r)
+                    reachable += state.jobs[r].gpus
                 }
             }
-            guard !candidates.isEmpty else { continue }
-            candidates.sort { $0.priority != $1.priority ? $0.priority < $1.priority : $0.admission > $1.admission }
-            var usageAfter: [String: Int] = [:]
-            func use(_ team: String) -> Int { usageAfter[team] ?? usage(team, type) }
-            var free = node.free
-            var victims: [(String, String)] = []
+            guard !candidates.isEmpty, reachable >= job.gpus else { continue }
+            candidates.sort {
+                let (pa, pb) = (state.jobs[$0].priority, state.jobs[$1].priority)
+                return pa != pb ? pa < pb : state.jobs[$0].admission > state.jobs[$1].admission
+            }
+            usageAfter.removeAll(keepingCapacity: true)
+            var free = nodeFree
+            victims.removeAll(keepingCapacity: true)
             var fits = false
-            for c in candidates {
+            for r in candidates {
                 if let b = best, victims.count >= b.count { break }
-                if c.team != job.team {
-                    // Only capacity a team is borrowing at that moment can be reclaimed.
-                    guard use(c.team) > quota(c.team, type).nominal else { continue }
-                }
-                victims.append((c.name, c.team == job.team ? "InClusterQueue" : "InCohortReclamation"))
-                usageAfter[c.team] = use(c.team) - c.gpus
-                free += c.gpus
-                if free >= job.gpus && quotaAdmits(job.team, type, job.gpus, usageOf: use) {
+                let pool = state.jobs[r].pool
+                let gpus = state.jobs[r].gpus
+                let use = usageAfter[pool] ?? state.pools[pool].usage
+                // Only capacity a team is borrowing at that moment can be reclaimed.
+                if pool != p && use <= state.pools[pool].nominal { continue }
+                victims.append((r, pool == p ? "InClusterQueue" : "InCohortReclamation"))
+                usageAfter[pool] = use - gpus
+                free += gpus
+                if free >= job.gpus && quotaAdmits(p, job.gpus, usageOf: { usageAfter[$0] ?? self.state.pools[$0].usage }) {
                     fits = true
                     break
                 }
             }
-            if fits && (best == nil || victims.count < best!.count) { best = (victims.count, nodeName, victims) }
+            if fits && (best == nil || victims.count < best!.count) {
+                best = (victims.count, n, victims)
+                if victims.count == 1 { break }  // nothing beats one victim; later names lose ties
+            }
         }
         return best.map { ($0.node, $0.victims) }
     }
@@ -422,7 +476,7 @@ public final class Scheduler: Processor {
     /// GPUs allocated and registered, per GPU type (sorted).
     public func occupancy() -> [(gpuType: String, allocated: Int, capacity: Int)] {
         state.nodesByType.keys.sorted().map { type in
-            let nodes = (state.nodesByType[type] ?? []).compactMap { state.nodes[$0] }.filter { !$0.removed }
+            let nodes = (state.nodesByType[type] ?? []).map { state.nodes[$0] }.filter { !$0.removed }
             return (type, nodes.reduce(0) { $0 + $1.used }, nodes.reduce(0) { $0 + $1.capacity })
         }
     }
@@ -430,7 +484,7 @@ public final class Scheduler: Processor {
     /// Jobs waiting, per team (sorted).
     public func queued() -> [(team: String, jobs: Int)] {
         var count: [String: Int] = [:]
-        for (k, q) in state.queues { count[String(k.prefix { $0 != "/" }), default: 0] += q.count }
+        for pool in state.pools { count[pool.team, default: 0] += pool.queue.count }
         return count.keys.sorted().map { ($0, count[$0]!) }
     }
 }

@@ -56,7 +56,15 @@ struct ReplayCommand: AsyncParsableCommand {
         let policy = AppendPolicy(actor: ProcessInfoLite.localActor, mode: .admin)
         // With processors: after each input event they run until none has more to append.
         let runner = processors == "all" ? ProcessorRunner(log: log, dataDirectory: directory) : nil
-        if resume { try runner?.loadSnapshots() }
+        // Resuming: the log holds a prefix of the input; skip what is there (by id), and let the
+        // processors catch up from their snapshots before the next input goes in.
+        var present: Set<EventID> = []
+        if resume {
+            try runner?.loadSnapshots()
+            let cursor = log.cursor(from: 0)
+            while let v = try cursor.next() { present.insert(v.id) }
+        }
+        var caughtUp = !resume
         runner?.beforeAppend = faultInjection()
         for (i, line) in lines.enumerated() {
             let value: JSONValue
@@ -68,6 +76,11 @@ struct ReplayCommand: AsyncParsableCommand {
             }
             do {
                 let (request, _) = try AppendRequest.importRecord(json: value)
+                if let id = request.id, present.contains(id) { continue }
+                if !caughtUp {
+                    try await runner?.runToQuiescence()
+                    caughtUp = true
+                }
                 _ = try await log.append([request], policy: policy)
                 if let runner {
                     try await runner.runToQuiescence()
@@ -79,6 +92,7 @@ struct ReplayCommand: AsyncParsableCommand {
                 throw LedgerError(e.code, "\(scenario)/events.ndjson line \(i + 1): \(e.message)")
             }
         }
+        if !caughtUp { try await runner?.runToQuiescence() }
         try runner?.saveSnapshots()
         try log.close()
         let reader = try LogReader(directory: directory)
