@@ -72,7 +72,7 @@ struct DemoCommand: AsyncParsableCommand {
         let appendSeconds = monotonicSeconds() - appendStart
         Terminal.line("  \(Format.count(Int64(inputs))) client events and \(Format.count(Int64(decisions))) processor decisions in \(Format.fixed(appendSeconds, 2)) s (\(Format.count(Int64(Double(inputs + decisions) / appendSeconds))) events/s, each validated, canonicalised, hashed, LZ4, CRC-32C)")
         Terminal.line("")
-        try summarise()
+        let rollback = try summarise()
         Terminal.line("")
         try showProjections(days: days)
         Terminal.line("")
@@ -91,7 +91,7 @@ struct DemoCommand: AsyncParsableCommand {
         Terminal.line("  ledger chargeback --data-dir \(dataDir) --from 2026-11-23 --to 2026-11-30 --format focus > focus.csv")
         Terminal.line("  ledger lineage fraud-detector@2 --data-dir \(dataDir)")
         Terminal.line("  ledger decisions --processor rollout --data-dir \(dataDir)   # every decision with its reason and evidence")
-        Terminal.line("  ledger explain OFFSET --data-dir \(dataDir)                 # a rollback back to the observation that caused it")
+        Terminal.line("  ledger explain \(rollback.map(String.init) ?? "OFFSET") --data-dir \(dataDir)   # a rollback back to the observation that caused it")
         Terminal.line("  ledger slo --as-of 2026-11-24T15:00:00.000Z --data-dir \(dataDir)   # any past moment")
         Terminal.line("  ledger read   --data-dir \(dataDir) --type rollout.rolled_back     # decisions with their reasons and evidence")
         Terminal.line("  ledger read   --data-dir \(dataDir) --stream job-train-1           # one job's history")
@@ -163,7 +163,8 @@ struct DemoCommand: AsyncParsableCommand {
 
     /// What the simulated week did, read back from the log: the scheduler's figures, each
     /// rollout's outcome with its reason, the alerts.
-    func summarise() throws {
+    @discardableResult
+    func summarise() throws -> Int64? {
         let reader = try LogReader(directory: dataDir)
         let cursor = reader.cursor()
         var counts: [String: Int] = [:]
@@ -202,9 +203,9 @@ struct DemoCommand: AsyncParsableCommand {
                 case "node.removed":
                     if let (since, gpus) = nodeSince.removeValue(forKey: s("node")) { capacityMs += overlap(since, t) * Double(gpus) }
                 case "rollout.promoted": rollouts.append((e.offset, s("deployment"), s("version"), "promoted after every step passed (\(d["evidence"]?.arrayValue?.count ?? 0) windows in the last step)"))
-                case "rollout.rolled_back": rollouts.append((e.offset, s("deployment"), s("version"), "rolled back: " + s("reason")))
-                case "drift.alerted": alerts.append("#\(e.offset) \(e.time) drift \(s("severity")) on \(s("deployment")) v\(s("version")) feature \(s("feature")): PSI \(d["value"]?.doubleValue ?? 0) ≥ \(d["threshold"]?.doubleValue ?? 0)")
-                case "slo.burn.alerted": alerts.append("#\(e.offset) \(e.time) SLO \(s("slo")) \(s("severity")) \(s("longWindow"))/\(s("shortWindow")): burn \(d["burnRateLong"]?.doubleValue ?? 0) / \(d["burnRateShort"]?.doubleValue ?? 0) > \(d["threshold"]?.doubleValue ?? 0)")
+                case "rollout.rolled_back": rollouts.append((e.offset, s("deployment"), s("version"), "rolled back: " + s("reason") + " [evidence: \(d["evidence"]?.arrayValue?.count ?? 0) events]"))
+                case "drift.alerted": alerts.append("#\(e.offset) \(e.time) drift \(s("severity")) on \(s("deployment")) v\(s("version")) feature \(s("feature")): PSI \(d["value"]?.doubleValue ?? 0) ≥ \(d["threshold"]?.doubleValue ?? 0) [evidence: \(d["evidence"]?.arrayValue?.count ?? 0) events]")
+                case "slo.burn.alerted": alerts.append("#\(e.offset) \(e.time) SLO \(s("slo")) \(s("severity")) \(s("longWindow"))/\(s("shortWindow")): burn \(d["burnRateLong"]?.doubleValue ?? 0) / \(d["burnRateShort"]?.doubleValue ?? 0) > \(d["threshold"]?.doubleValue ?? 0) [evidence: \(d["evidence"]?.arrayValue?.count ?? 0) windows]")
                 case "slo.burn.resolved": alerts.append("#\(e.offset) \(e.time) SLO \(s("slo")) \(s("severity")) \(s("longWindow"))/\(s("shortWindow")) resolved")
                 default: break
                 }
@@ -235,6 +236,7 @@ struct DemoCommand: AsyncParsableCommand {
         let missing = EventCatalog.standard.allTypes.map(\.name).filter { counts[$0] == nil }
         Terminal.line("Catalog: \(EventCatalog.standard.allTypes.count - missing.count) of \(EventCatalog.standard.allTypes.count) event types in the log" + (missing.isEmpty ? "" : " (missing: \(missing.joined(separator: ", ")))"))
         Terminal.flush()
+        return rollouts.first { $0.outcome.hasPrefix("rolled back") }?.offset
     }
 }
 
