@@ -83,8 +83,11 @@ public final class Scheduler: Processor {
         var poolsByType: [String: [Int]] = [:]
         /// "cohort/gpuType" → member pools, sorted by team.
         var cohorts: [String: [Int]] = [:]
+        /// Known jobs; a finished job's slot is reused, so memory follows the active jobs, not
+        /// every job the log ever saw.
         var jobs: [Job] = []
         var jobIndex: [String: Int] = [:]
+        var freeSlots: [Int] = []
         var admissions: Int64 = 0
     }
 
@@ -140,7 +143,7 @@ public final class Scheduler: Processor {
                 external: false)
             let j = store(job)
             if let reason = neverAdmissible(job) {
-                state.jobs[j].status = .finished
+                finish(j)
                 out.add(stream: "job-" + name, type: "job.rejected", data: ["job": .string(name), "reason": .string(reason)], correlation: event.id.description)
                 break
             }
@@ -151,11 +154,11 @@ public final class Scheduler: Processor {
             switch state.jobs[j].status {
             case .running:
                 release(j, &out)  // whoever allocated it: the scheduler releases on completion
-                state.jobs[j].status = .finished
+                finish(j)
                 dirty.insert(state.jobs[j].gpuType)
             case .queued:
                 dequeue(j)
-                state.jobs[j].status = .finished
+                finish(j)
             case .finished: break
             }
         case "gpu.allocated":
@@ -184,7 +187,7 @@ public final class Scheduler: Processor {
                 let n = state.jobs[j].node, state.nodes[n].name == d.string("node")
             else { break }
             free(j)
-            state.jobs[j].status = .finished
+            finish(j)
             dirty.insert(state.jobs[j].gpuType)
         default: break
         }
@@ -237,9 +240,24 @@ public final class Scheduler: Processor {
             state.jobs[j] = job
             return j
         }
-        state.jobs.append(job)
-        state.jobIndex[job.name] = state.jobs.count - 1
-        return state.jobs.count - 1
+        let j: Int
+        if let slot = state.freeSlots.popLast() {
+            j = slot
+            state.jobs[j] = job
+        } else {
+            state.jobs.append(job)
+            j = state.jobs.count - 1
+        }
+        state.jobIndex[job.name] = j
+        return j
+    }
+
+    /// A job that is over (rejected, completed, cancelled, released by others): forgotten, its
+    /// slot free for the next one. Later events about it change nothing.
+    func finish(_ j: Int) {
+        state.jobs[j].status = .finished
+        state.jobIndex[state.jobs[j].name] = nil
+        state.freeSlots.append(j)
     }
 
     @inline(__always)
