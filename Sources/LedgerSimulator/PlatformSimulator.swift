@@ -137,7 +137,7 @@ public final class PlatformSimulator {
         }
         // Quotas: nominal shares of each type, borrowing within the cohort; fraud has no cohort.
         let shares: [String: (Int, Int, Int)] = [
-            "vision": (48, 32, 16), "nlp": (48, 40, 8), "speech": (24, 16, 16), "recsys": (32, 16, 24), "fraud": (16, 8, 16),
+            "vision": (48, 32, 16), "nlp": (48, 40, 8), "speech": (24, 16, 16), "recsys": (32, 16, 24), "fraud": (24, 8, 32),
             "search": (24, 16, 16),
         ]
         for team in teams {
