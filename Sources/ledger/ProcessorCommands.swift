@@ -29,6 +29,10 @@ struct ProcessCommand: AsyncParsableCommand {
     var chunk: Int = 8192
 
     func run() async throws {
+        // The processors fold an existing log; they never create one.
+        guard access(data.resolved + "/HEAD", F_OK) == 0 || access(data.resolved + "/segments", F_OK) == 0 else {
+            throw LedgerError(.notFound, "there is no ledger in \(data.resolved) (no HEAD or segments/): nothing to process")
+        }
         let log = try openLog(data)
         let runner = ProcessorRunner(log: log, dataDirectory: data.resolved)
         runner.chunk = max(1, chunk)

@@ -125,3 +125,33 @@ import LedgerProcessors
 extension CanonicalJSON {
     static func encodeString(_ v: JSONValue) -> String { String(decoding: (try? encode(v)) ?? [], as: UTF8.self) }
 }
+
+@Suite struct ProcessorCLITests {
+    @Test func processRefusesADirectoryWithoutALogAndCreatesNothing() throws {
+        let dir = TemporaryDirectory("ledger-process-none")
+        let missing = dir.path + "/nothing-here"
+        let run = try ledger(["process", "--data-dir", missing])
+        #expect(run.status == 1)
+        #expect(run.stderr.contains("error: not_found: there is no ledger in"))
+        #expect(!FileManager.default.fileExists(atPath: missing))
+    }
+
+    @Test func explainWalksARollbackBackToTheObservations() throws {
+        let dir = TemporaryDirectory("ledger-explain")
+        let out = dir.path + "/out"
+        let replay = try ledger(["replay", repositoryRoot.appending(path: "Replay/rollout-drift-rollback").path, "--data-dir", out])
+        try #require(replay.status == 0, "\(replay.stderr)")
+        let decisions = try ledger(["decisions", "--type", "rollout.rolled_back", "--format", "brief", "--data-dir", out]).lines
+        try #require(decisions.count == 1)
+        let offset = try JSONParser.parse(Array(decisions[0].utf8))["offset"]!.intValue!
+        let explain = try ledger(["explain", String(offset), "--format", "json", "--data-dir", out])
+        #expect(explain.status == 0)
+        let chain = try JSONParser.parse(Array(explain.stdout.utf8))["chain"]!.arrayValue!
+        // rollback ← drift alert ← the histogram observation, each with offset and hash.
+        #expect(chain.map { $0["type"]!.stringValue! } == ["rollout.rolled_back", "drift.alerted", "feature.histogram.observed"])
+        #expect(chain.allSatisfy { ($0["hash"]?.stringValue?.count ?? 0) == 64 })
+        #expect(chain[1]["evidence"]!.arrayValue!.allSatisfy { $0["offset"]?.intValue != nil })
+        let bad = try ledger(["explain", "999999", "--data-dir", out])
+        #expect(bad.status == 1 && bad.stderr.contains("not_found"))
+    }
+}
