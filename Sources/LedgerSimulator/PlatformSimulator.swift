@@ -10,7 +10,7 @@ public struct SimulationConfig: Sendable {
     /// Midnight UTC of the first day (a Monday).
     public var start: Timestamp = Timestamp("2026-11-23T00:00:00.000Z")!
     /// Training jobs per weekday (weekends see a third of it).
-    public var jobsPerDay: Double = 1600
+    public var jobsPerDay: Double = 2000
     /// Whether the simulator also writes the platform's decisions (allocations, rollout steps,
     /// alerts) itself, as `processor:*` through the admin path. Until the processors exist this
     /// is the only source of decisions.
@@ -137,7 +137,7 @@ public final class PlatformSimulator {
         }
         // Quotas: nominal shares of each type, borrowing within the cohort; fraud has no cohort.
         let shares: [String: (Int, Int, Int)] = [
-            "vision": (48, 32, 16), "nlp": (48, 40, 8), "speech": (24, 16, 16), "recsys": (32, 16, 24), "fraud": (24, 8, 32),
+            "vision": (48, 32, 16), "nlp": (48, 40, 8), "speech": (32, 16, 24), "recsys": (32, 16, 24), "fraud": (32, 8, 32),
             "search": (24, 16, 16),
         ]
         for team in teams {
