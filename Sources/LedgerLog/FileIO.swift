@@ -7,7 +7,7 @@ import LedgerCore
 
 /// Thin, throwing wrappers over the POSIX file calls the log needs. Every failure names the file
 /// and the call, because an operator reading the error has nothing else to go on.
-enum FileIO {
+public enum FileIO {
     static func errorText(_ code: Int32 = errno) -> String { String(cString: strerror(code)) }
 
     static func fail(_ call: String, _ path: String, _ code: Int32 = errno) -> LedgerError {
@@ -92,7 +92,7 @@ enum FileIO {
         try fsync(fd, path)
     }
 
-    static func makeDirectory(_ path: String) throws {
+    public static func makeDirectory(_ path: String) throws {
         if mkdir(path, 0o755) != 0 && errno != EEXIST { throw fail("mkdir", path) }
     }
 
@@ -130,7 +130,7 @@ enum FileIO {
     }
 
     /// Replaces `path` atomically and durably: temporary file, fsync, rename, fsync of the directory.
-    static func writeAtomically(_ path: String, _ bytes: [UInt8], directory: String) throws {
+    public static func writeAtomically(_ path: String, _ bytes: [UInt8], directory: String) throws {
         let temporary = path + ".tmp"
         let fd = try open(temporary, O_WRONLY | O_CREAT | O_TRUNC)
         do {

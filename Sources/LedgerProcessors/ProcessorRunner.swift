@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import LedgerCore
 public import LedgerLog
@@ -31,8 +28,6 @@ public final class ProcessorRunner {
     var pending: [Set<EventID>]
     /// Events per round.
     public var chunk = 8192
-    /// Input events folded (per processor, summed) since creation.
-    public private(set) var eventsFolded: Int64 = 0
     /// Called before each append with the number of appends so far: a fault-injection point for
     /// the tests that kill a processor between deciding and appending.
     public var beforeAppend: ((Int) -> Void)?
@@ -75,26 +70,14 @@ public final class ProcessorRunner {
         }
     }
 
-    /// Writes every processor's snapshot (atomically: temporary file, fsync, rename). Call only
-    /// when the decisions made up to the checkpoints are durable.
+    /// Writes every processor's snapshot (atomically and durably). Call only when the decisions
+    /// made up to the checkpoints are durable.
     public func saveSnapshots() throws {
         guard let directory else { return }
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         for (i, p) in processors.enumerated() {
             let file = SnapshotFile(processor: p.name, checkpoint: checkpoints[i], pending: pending[i].sorted(), state: Data(try p.snapshot()))
-            let bytes = try JSONEncoder().encode(file)
-            let path = directory + "/\(p.name).snapshot.json"
-            let tmp = path + ".tmp"
-            let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-            guard fd >= 0 else { throw LedgerError(.io, "cannot write \(tmp): \(String(cString: strerror(errno)))") }
-            let ok = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) == $0.count } && fsync(fd) == 0
-            close(fd)
-            guard ok, rename(tmp, path) == 0 else { throw LedgerError(.io, "cannot write \(path): \(String(cString: strerror(errno)))") }
-        }
-        let dfd = open(directory, O_RDONLY)
-        if dfd >= 0 {
-            fsync(dfd)
-            close(dfd)
+            try FileIO.writeAtomically(directory + "/\(p.name).snapshot.json", Array(try JSONEncoder().encode(file)), directory: directory)
         }
     }
 
@@ -102,7 +85,7 @@ public final class ProcessorRunner {
     /// `snapshotEvery`: save snapshots after rounds once this many events were folded since the
     /// last save (nil: never; the caller saves).
     @discardableResult
-    public func runToQuiescence(snapshotEvery: Int64? = nil, progress: ((Int64) -> Void)? = nil) async throws -> [AppendedDecision] {
+    public func runToQuiescence(snapshotEvery: Int64? = nil) async throws -> [AppendedDecision] {
         var appended: [AppendedDecision] = []
         var sinceSnapshot: Int64 = 0
         let wanted = processors.reduce(into: Set<String>()) { $0.formUnion($1.inputTypes) }
@@ -126,7 +109,6 @@ public final class ProcessorRunner {
                 for item in slice where item.offset >= checkpoints[i] {
                     if pending[i].remove(item.id) != nil { continue }  // our own decision, read back
                     guard let env = item.envelope, p.inputTypes.contains(env.type) else { continue }
-                    eventsFolded += 1
                     let decisions = p.apply(env)
                     guard !decisions.isEmpty else { continue }
                     for d in decisions { pending[i].insert(d.id) }
@@ -158,7 +140,6 @@ public final class ProcessorRunner {
                 }
             }
             sinceSnapshot += high - low
-            progress?(high)
             if let every = snapshotEvery, sinceSnapshot >= every {
                 try saveSnapshots()
                 sinceSnapshot = 0

@@ -491,14 +491,6 @@ public final class Scheduler: Processor {
 
     // MARK: figures
 
-    /// GPUs allocated and registered, per GPU type (sorted).
-    public func occupancy() -> [(gpuType: String, allocated: Int, capacity: Int)] {
-        state.nodesByType.keys.sorted().map { type in
-            let nodes = (state.nodesByType[type] ?? []).map { state.nodes[$0] }.filter { !$0.removed }
-            return (type, nodes.reduce(0) { $0 + $1.used }, nodes.reduce(0) { $0 + $1.capacity })
-        }
-    }
-
     /// Jobs waiting, per team (sorted).
     public func queued() -> [(team: String, jobs: Int)] {
         var count: [String: Int] = [:]

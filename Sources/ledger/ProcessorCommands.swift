@@ -122,7 +122,7 @@ struct DecisionsCommand: ParsableCommand {
             switch try AsOf(parsing: text) {
             case .head: break
             case .offset(let o): end = min(end, o + 1)
-            case .time(let t): end = min(end, try reader.firstOffset(atOrAfter: t.adding(milliseconds: 1)))
+            case .time(let t): end = min(end, try reader.lastOffset(atOrBefore: t) + 1)
             }
         }
         let actor = processor.map { "processor:" + $0 }
@@ -175,11 +175,10 @@ struct ExplainCommand: ParsableCommand {
             throw LedgerError(.notFound, "offset \(offset) is not in the log (head \(reader.head))")
         }
         let ids = try reader.idLookup()
-        let cursor = reader.cursor(from: 0)
+        let events = EventReader(source: reader)
         func event(at o: Int64) throws -> Envelope {
-            cursor.seek(to: o)
-            guard let v = try cursor.next(), v.offset == o else { throw LedgerError(.notFound, "offset \(o) is not readable") }
-            return try v.envelope()
+            guard let stored = try events.event(at: o) else { throw LedgerError(.notFound, "offset \(o) is not readable") }
+            return try stored.envelope()
         }
         var chain: [Envelope] = [try event(at: offset)]
         var seen: Set<Int64> = [offset]
