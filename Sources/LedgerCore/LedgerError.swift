@@ -43,6 +43,8 @@ public struct LedgerError: Error, Sendable, Equatable, CustomStringConvertible {
     public var path: String?
     /// Index of the offending event within its request, when the request holds several.
     public var index: Int?
+    /// `wrong_expected_version`: the stream's version before the request (nil: no such stream).
+    public var currentVersion: Int64?
     public var fileID: String
     public var line: Int
 

@@ -52,6 +52,9 @@ final class AppendPipeline: @unchecked Sendable {
         var writerDone = false
         var failure: LedgerError?
         var threadsRunning = 3
+        /// Written since the last sync (for ``SyncReport``).
+        var unsyncedBatches = 0
+        var unsyncedBytes: Int64 = 0
     }
 
     let options: LogOptions
@@ -265,7 +268,9 @@ final class AppendPipeline: @unchecked Sendable {
             }
             if !ok {
                 let state = current < 0 ? "does not exist" : "is at version \(current)"
-                throw LedgerError(.wrongExpectedVersion, "stream \(e.stream) \(state), expected \(e.expectedVersion)", index: events.count > 1 ? i : nil)
+                var error = LedgerError(.wrongExpectedVersion, "stream \(e.stream) \(state), expected \(e.expectedVersion)", index: events.count > 1 ? i : nil)
+                error.currentVersion = current < 0 ? nil : current
+                throw error
             }
         }
         // Assign and write; undone as a whole if a later event of the request fails.
@@ -436,8 +441,11 @@ final class AppendPipeline: @unchecked Sendable {
         }
         if let entry { try appendIndex(entry, to: active) }
         let segment = active
+        let bytes = Int64(stored.count)
         sync.update { state in
             state.written = batch.nextOffset
+            state.unsyncedBatches += 1
+            state.unsyncedBytes += bytes
             if !state.dirty.contains(where: { $0 === segment }) { state.dirty.append(segment) }
         }
     }
@@ -478,25 +486,34 @@ final class AppendPipeline: @unchecked Sendable {
         defer { sync.update { $0.threadsRunning -= 1 } }
         var lastMarkerCheck: Int64 = 0
         while true {
-            let work: (Int64, [Segment], Bool)? = sync.wait(
+            let work: (Int64, [Segment], Bool, SyncReport)? = sync.wait(
                 until: { $0.written > $0.durable || $0.writerDone || $0.failure != nil }
             ) { state in
                 if state.failure != nil { return nil }
                 if state.written == state.durable && state.writerDone { return nil }
-                let w = (state.written, state.dirty, state.directoryDirty)
+                let report = SyncReport(events: state.written - state.durable, batches: state.unsyncedBatches, bytes: state.unsyncedBytes, fsyncSeconds: 0, head: state.written)
+                state.unsyncedBatches = 0
+                state.unsyncedBytes = 0
+                let w = (state.written, state.dirty, state.directoryDirty, report)
                 // The active segment stays dirty only if written again; sealed ones are done after this sync.
                 state.dirty = []
                 state.directoryDirty = false
                 return w
             }
-            guard let (target, segments, directory) = work else {
+            guard let (target, segments, directory, report) = work else {
                 finalSync()
                 return
             }
+            var synced = report
             do {
                 if options.fsync == .always {
+                    var started = timespec()
+                    clock_gettime(CLOCK_MONOTONIC, &started)
                     for segment in segments { try FileIO.fdatasync(segment.fd, segment.logPath) }
                     if directory { try FileIO.syncDirectory(segmentSet.directory) }
+                    var ended = timespec()
+                    clock_gettime(CLOCK_MONOTONIC, &ended)
+                    synced.fsyncSeconds = Double(ended.tv_sec - started.tv_sec) + Double(ended.tv_nsec - started.tv_nsec) / 1e9
                 } else if directory && options.fsync == .onClose {
                     pendingDirectorySync = true
                 }
@@ -518,6 +535,7 @@ final class AppendPipeline: @unchecked Sendable {
             }
             for w in ready { w.completion(w.results) }
             heads.publish(head: target)
+            options.onSync?(synced)
             let clock = options.clock().milliseconds
             if clock - lastMarkerCheck >= 1000 {
                 lastMarkerCheck = clock

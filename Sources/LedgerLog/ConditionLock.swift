@@ -2,16 +2,17 @@
 import Glibc
 #endif
 
-/// State guarded by a mutex with a condition variable: what the pipeline threads use to hand
-/// work to each other. Waiting blocks an OS thread, so it is only ever called on the log's own
-/// threads, never on the cooperative pool.
-final class ConditionLock<State>: @unchecked Sendable {
+/// State guarded by a mutex with a condition variable: what the ledger's own threads use to hand
+/// work to each other (the one condition type of the package; `Synchronization.Mutex` where no
+/// condition is needed). Waiting blocks an OS thread, so it is only ever called on the ledger's
+/// own threads, never on the cooperative pool.
+public final class ConditionLock<State>: @unchecked Sendable {
     // @unchecked: `state` is only touched with `mutex` held.
     private var mutex = pthread_mutex_t()
     private var condition = pthread_cond_t()
     private var state: State
 
-    init(_ state: State) {
+    public init(_ state: State) {
         self.state = state
         pthread_mutex_init(&mutex, nil)
         var attributes = pthread_condattr_t()
@@ -26,14 +27,15 @@ final class ConditionLock<State>: @unchecked Sendable {
         pthread_mutex_destroy(&mutex)
     }
 
-    func withLock<R>(_ body: (inout State) throws -> R) rethrows -> R {
+    public func withLock<R>(_ body: (inout State) throws -> R) rethrows -> R {
         pthread_mutex_lock(&mutex)
         defer { pthread_mutex_unlock(&mutex) }
         return try body(&state)
     }
 
     /// Waits until `predicate` holds, then runs `body` with the lock still held.
-    func wait<R>(until predicate: (State) -> Bool, then body: (inout State) throws -> R) rethrows -> R {
+    @available(*, noasync, message: "blocks the calling thread")
+    public func wait<R>(until predicate: (State) -> Bool, then body: (inout State) throws -> R) rethrows -> R {
         pthread_mutex_lock(&mutex)
         defer { pthread_mutex_unlock(&mutex) }
         while !predicate(state) { pthread_cond_wait(&condition, &mutex) }
@@ -41,7 +43,8 @@ final class ConditionLock<State>: @unchecked Sendable {
     }
 
     /// Like ``wait(until:then:)`` but gives up after `seconds`; `body` gets whether it held.
-    func wait<R>(until predicate: (State) -> Bool, timeout seconds: Double, then body: (inout State, Bool) throws -> R) rethrows -> R {
+    @available(*, noasync, message: "blocks the calling thread")
+    public func wait<R>(until predicate: (State) -> Bool, timeout seconds: Double, then body: (inout State, Bool) throws -> R) rethrows -> R {
         pthread_mutex_lock(&mutex)
         defer { pthread_mutex_unlock(&mutex) }
         var deadline = timespec()
@@ -55,10 +58,10 @@ final class ConditionLock<State>: @unchecked Sendable {
         return try body(&state, predicate(state))
     }
 
-    func broadcast() { pthread_cond_broadcast(&condition) }
+    public func broadcast() { pthread_cond_broadcast(&condition) }
 
     /// Runs `body` under the lock, then wakes every waiter.
-    func update<R>(_ body: (inout State) throws -> R) rethrows -> R {
+    public func update<R>(_ body: (inout State) throws -> R) rethrows -> R {
         pthread_mutex_lock(&mutex)
         defer {
             pthread_cond_broadcast(&condition)
@@ -68,30 +71,3 @@ final class ConditionLock<State>: @unchecked Sendable {
     }
 }
 
-private final class ThreadBody: @unchecked Sendable {
-    let body: @Sendable () -> Void
-    let name: String
-    init(_ body: @escaping @Sendable () -> Void, _ name: String) {
-        self.body = body
-        self.name = name
-    }
-}
-
-/// Starts a named OS thread (blocking I/O and fsync stay off the cooperative pool).
-func startThread(name: String, _ body: @escaping @Sendable () -> Void) {
-    let box = Unmanaged.passRetained(ThreadBody(body, name)).toOpaque()
-    var thread = pthread_t()
-    let result = pthread_create(&thread, nil, { raw in
-        let box = Unmanaged<ThreadBody>.fromOpaque(raw!).takeRetainedValue()
-        _ = setThreadName(pthread_self(), String(box.name.prefix(15)))
-        box.body()
-        return nil
-    }, box)
-    precondition(result == 0, "pthread_create failed: \(result)")
-    pthread_detach(thread)
-}
-
-/// glibc's pthread_setname_np (a GNU extension the Glibc module does not export): names the
-/// log's threads in `top -H`, `perf` and core dumps.
-@_silgen_name("pthread_setname_np")
-private func setThreadName(_ thread: pthread_t, _ name: UnsafePointer<CChar>) -> Int32

@@ -14,7 +14,7 @@ public enum FileIO {
         LedgerError(.io, "\(call) \(path): \(errorText(code))")
     }
 
-    static func open(_ path: String, _ flags: Int32, mode: mode_t = 0o644) throws -> Int32 {
+    static func open(_ path: String, _ flags: Int32, mode: mode_t = 0o600) throws -> Int32 {
         let fd = Glibc.open(path, flags | O_CLOEXEC, mode)
         guard fd >= 0 else { throw fail("open", path) }
         return fd
@@ -93,7 +93,7 @@ public enum FileIO {
     }
 
     public static func makeDirectory(_ path: String) throws {
-        if mkdir(path, 0o755) != 0 && errno != EEXIST { throw fail("mkdir", path) }
+        if mkdir(path, 0o700) != 0 && errno != EEXIST { throw fail("mkdir", path) }
     }
 
     static func rename(_ from: String, _ to: String) throws {

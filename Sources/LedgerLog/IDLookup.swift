@@ -3,7 +3,7 @@ public import LedgerCore
 /// Event id → offset for readers (audit chains, `ledger explain`): the writer's on-disk id index
 /// opened read-only (its runs, per the manifest), plus the events after the manifest's
 /// `indexedThrough` replayed into memory. Refreshed on demand as the log grows.
-public final class IDLookup {
+public final class SegmentIDLookup: IDLookup {
     let set: SegmentSet
     private var runs: [IndexRun] = []
     private var recent = KeyTable(capacity: 1024)
@@ -54,5 +54,10 @@ public final class IDLookup {
 
 extension LogReader {
     /// An id → offset lookup over this log.
-    public func idLookup() throws -> IDLookup { try IDLookup(set: segmentSet) }
+    public func idLookup() throws -> any IDLookup { try SegmentIDLookup(set: segmentSet) }
+}
+
+extension SegmentLog {
+    /// An id → offset lookup over this log (the writer's on-disk runs, read-only).
+    public func idLookup() throws -> any IDLookup { try SegmentIDLookup(set: segmentSet) }
 }

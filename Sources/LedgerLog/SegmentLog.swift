@@ -20,6 +20,8 @@ public struct LogOptions: Sendable {
     /// The wall clock the ledger stamps `time` with (tests set their own).
     public var clock: @Sendable () -> Timestamp = { Timestamp.now() }
     public var logger: Logger = Logger(label: "ledger.log")
+    /// Called after every group commit, on the syncer thread (metrics).
+    public var onSync: (@Sendable (SyncReport) -> Void)?
 
     public init() {}
 }
@@ -104,12 +106,6 @@ public final class SegmentLog: Sendable {
     /// The offset after the last durable event (= the number of events in the log).
     public var head: Int64 { segmentSet.durableHead }
 
-    /// Appends one atomic request: all its events land, in order, in one batch — or none does.
-    public func append(_ events: [AppendRequest], policy: AppendPolicy) async throws -> [AppendResult] {
-        let results = await append(requests: [events], policy: policy)
-        return try results[0].get()
-    }
-
     /// Appends independent atomic requests in one go (each succeeds or fails on its own).
     public func append(requests: [[AppendRequest]], policy: AppendPolicy) async -> [Result<[AppendResult], LedgerError>] {
         let prepared = requests.map { prepare($0, policy: policy) }
@@ -148,6 +144,7 @@ public final class SegmentLog: Sendable {
     public func firstOffset(atOrAfter time: Timestamp) throws -> Int64 { try segmentSet.firstOffset(atOrAfter: time) }
 
     /// Blocks until the durable head passes `offset`, the log fails, or `timeout` seconds pass.
+    @available(*, noasync, message: "waits on a condition variable; call it from a thread of its own")
     public func waitForHead(beyond offset: Int64, timeout: Double) -> Int64 { heads.wait(beyond: offset, timeout: timeout) }
 
     /// Durable heads as they advance (newest only: a slow consumer skips values, never events).
@@ -160,6 +157,7 @@ public final class SegmentLog: Sendable {
     public func statistics() throws -> LogStatistics { try LogStatistics.compute(set: segmentSet, index: index) }
 
     /// Drains pending appends, writes out the index, and releases the directory.
+    @available(*, noasync, message: "close() waits for the writer threads and fsyncs; call it from a thread of its own")
     public func close() throws {
         pipeline.close()
         let failure = pipeline.failure

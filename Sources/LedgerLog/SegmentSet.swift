@@ -175,7 +175,7 @@ public struct EventFilter: Sendable, Equatable {
 /// A ``RecordView`` returned by ``next()`` points into the cursor's own buffer and is valid until
 /// the next call; copy it with ``RecordView/stored()`` to keep it. Memory stays at one batch
 /// whatever the number of events read.
-public final class LogCursor {
+public final class LogCursor: EventCursor {
     let set: SegmentSet
     /// The offset the next call starts looking at.
     public private(set) var nextOffset: Int64

@@ -15,6 +15,17 @@ public struct VerifyReport: Sendable {
     public var badOffset: Int64?
     public var problem: String?
     public var isClean: Bool { problem == nil }
+
+    /// `{"ok","events","batches","segments","bytes","headHash","badOffset"?,"problem"?}`.
+    public var json: JSONValue {
+        var o: JSONObject = [
+            "ok": .bool(isClean), "events": .number(Double(events)), "batches": .number(Double(batches)),
+            "segments": .number(Double(segments)), "bytes": .number(Double(bytes)), "headHash": .string(headHash.description),
+        ]
+        if let badOffset { o["badOffset"] = .number(Double(badOffset)) }
+        if let problem { o["problem"] = .string(problem) }
+        return .object(o)
+    }
 }
 
 /// Re-checks a whole data directory without trusting anything in it: every batch's CRC-32C and

@@ -20,7 +20,7 @@ public struct AppendedDecision: Sendable {
 /// `expectedVersion` `any`, with ids derived from processor, trigger and index: a processor
 /// restarted from an older snapshot re-derives the same ids and the log writes nothing twice.
 public final class ProcessorRunner {
-    public let log: SegmentLog
+    public let log: any EventLog
     public let processors: [any Processor]
     /// Where snapshots live (`<data-dir>/processors`), or nil for none.
     public let directory: String?
@@ -36,7 +36,7 @@ public final class ProcessorRunner {
     /// The processors in SEMANTICS.md's fixed order.
     public static func standard() -> [any Processor] { [Scheduler(), DriftDetector(), SLOBurn(), RolloutController()] }
 
-    public init(log: SegmentLog, dataDirectory: String?, processors: [any Processor] = ProcessorRunner.standard()) {
+    public init(log: any EventLog, dataDirectory: String?, processors: [any Processor] = ProcessorRunner.standard()) {
         self.log = log
         self.processors = processors
         directory = dataDirectory.map { $0 + "/processors" }
@@ -70,24 +70,35 @@ public final class ProcessorRunner {
         }
     }
 
-    /// Writes every processor's snapshot (atomically and durably). Call only when the decisions
-    /// made up to the checkpoints are durable.
-    public func saveSnapshots() throws {
-        guard let directory else { return }
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    /// Every processor's state as files to write: cheap to take (no I/O), written later with
+    /// ``Snapshots/write()`` off the async path. Take it only when the decisions made up to the
+    /// checkpoints are durable (after ``runToQuiescence(maxEvents:)`` returns, they are).
+    public func takeSnapshots() throws -> Snapshots {
+        guard let directory else { return Snapshots(directory: nil, files: []) }
+        var files: [(String, [UInt8])] = []
         for (i, p) in processors.enumerated() {
             let file = SnapshotFile(processor: p.name, checkpoint: checkpoints[i], pending: pending[i].sorted(), state: Data(try p.snapshot()))
-            try FileIO.writeAtomically(directory + "/\(p.name).snapshot.json", Array(try JSONEncoder().encode(file)), directory: directory)
+            files.append((directory + "/\(p.name).snapshot.json", Array(try JSONEncoder().encode(file))))
         }
+        return Snapshots(directory: directory, files: files)
     }
 
-    /// Runs rounds until every processor is at the head and a full pass appends nothing.
-    /// `snapshotEvery`: save snapshots after rounds once this many events were folded since the
-    /// last save (nil: never; the caller saves).
+    /// Takes and writes every processor's snapshot (atomically and durably).
+    @available(*, noasync, message: "fsyncs: take the snapshots with takeSnapshots() and write them on a thread of their own")
+    public func saveSnapshots() throws { try takeSnapshots().write() }
+
+    /// Takes and writes every processor's snapshot, the writing on the blocking pool.
+    public func saveSnapshots() async throws {
+        let snapshots = try takeSnapshots()
+        try await BlockingPool.shared.run { try snapshots.write() }
+    }
+
+    /// Runs rounds until every processor is at the head and a full pass appends nothing — or,
+    /// with `maxEvents`, until at least that many events were folded (call again to go on).
     @discardableResult
-    public func runToQuiescence(snapshotEvery: Int64? = nil) async throws -> [AppendedDecision] {
+    public func runToQuiescence(maxEvents: Int64? = nil) async throws -> [AppendedDecision] {
         var appended: [AppendedDecision] = []
-        var sinceSnapshot: Int64 = 0
+        var folded: Int64 = 0
         let wanted = processors.reduce(into: Set<String>()) { $0.formUnion($1.inputTypes) }
         let cursor = log.cursor(from: checkpoints.min() ?? 0)
         while true {
@@ -139,12 +150,25 @@ public final class ProcessorRunner {
                     }
                 }
             }
-            sinceSnapshot += high - low
-            if let every = snapshotEvery, sinceSnapshot >= every {
-                try saveSnapshots()
-                sinceSnapshot = 0
-            }
+            folded += high - low
+            if let maxEvents, folded >= maxEvents { break }
         }
         return appended
+    }
+
+    /// Whether every processor has folded the log up to its head.
+    public var isAtHead: Bool { (checkpoints.min() ?? 0) >= log.head }
+}
+
+/// Processor snapshots taken in memory, to be written atomically and durably.
+public struct Snapshots: Sendable {
+    let directory: String?
+    let files: [(String, [UInt8])]
+
+    @available(*, noasync, message: "fsyncs: call it from a thread of its own")
+    public func write() throws {
+        guard let directory else { return }
+        try FileIO.makeDirectory(directory)
+        for (path, bytes) in files { try FileIO.writeAtomically(path, bytes, directory: directory) }
     }
 }

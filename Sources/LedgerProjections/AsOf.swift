@@ -10,14 +10,16 @@ public enum AsOf: Sendable, Equatable, CustomStringConvertible {
     case offset(Int64)
     case time(Timestamp)
 
-    /// Parses `12345` or `2026-11-30T12:00:00.000Z`.
-    public init(parsing text: String) throws(LedgerError) {
+    /// Parses an offset (`12345`), an RFC 3339 time (`2026-11-30T12:00:00Z`, any fraction, any
+    /// offset), or a date (`2026-11-30`: as of the end of that UTC day, every event of the day
+    /// included).
+    public init(parsing text: String, option: String = "--as-of") throws(LedgerError) {
         if let n = Int64(text), n >= 0 {
             self = .offset(n)
-        } else if let t = Timestamp(text) {
-            self = .time(t)
+        } else if let t = QueryTime(text) {
+            self = .time(t.isDate ? t.endOfDay.adding(milliseconds: -1) : t.instant)
         } else {
-            throw LedgerError(.usage, "--as-of takes an offset (0, 1, …) or a time like 2026-11-30T12:00:00.000Z, not \"\(text)\"")
+            throw LedgerError(.usage, "\(option) takes an offset (0, 1, …), a date (2026-11-30: the end of that UTC day) or an RFC 3339 time (2026-11-30T12:00:00Z), not \"\(text.prefix(64))\"")
         }
     }
 

@@ -78,7 +78,7 @@ public enum Audit {
 
     /// The causal chain of an event: its causes back to the first (via causationId), and every
     /// event it caused, directly or not, within the query's prefix.
-    public static func chain(_ q: QueryContext, offset: Int64, ids: IDLookup) throws -> (causes: [Entry], event: Entry, effects: [Entry]) {
+    public static func chain(_ q: QueryContext, offset: Int64, ids: any IDLookup) throws -> (causes: [Entry], event: Entry, effects: [Entry]) {
         guard offset <= q.last, let event = try q.envelope(offset) else {
             throw LedgerError(.notFound, "no event at offset \(offset) as of \(q.asOf)")
         }

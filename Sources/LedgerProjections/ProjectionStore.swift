@@ -14,7 +14,7 @@ public final class ProjectionStore: Sendable {
     /// Opens (creating and migrating if needed) the projections of a data directory.
     public init(dataDirectory: String) throws {
         let directory = dataDirectory + "/projections"
-        if mkdir(directory, 0o755) != 0 && errno != EEXIST {
+        if mkdir(directory, 0o700) != 0 && errno != EEXIST {
             throw LedgerError(.io, "mkdir \(directory): \(String(cString: strerror(errno)))")
         }
         path = directory + "/ledger.sqlite"

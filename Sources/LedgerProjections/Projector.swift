@@ -4,6 +4,7 @@ import Glibc
 import GRDB
 import Foundation
 import LedgerCore
+import Synchronization
 public import LedgerLog
 public import Logging
 
@@ -12,22 +13,29 @@ public import Logging
 ///
 /// - Important: one projector per data directory at a time (`projections/LOCK`); queries read
 ///   alongside it through the database pool.
-public final class Projector {
+public final class Projector: Sendable {
     public let store: ProjectionStore
     let source: any LogSource
     let logger: Logger
     private let lockFD: Int32
-    private let writer = FactWriter()
+    /// Held for the whole of a catch-up, so that calls from several threads run one after the
+    /// other; `writer` (the in-memory state of the fact tables) is touched only under it.
+    private let serial = Mutex(())
+    nonisolated(unsafe) private let writer = FactWriter()
+    private let chunk = Atomic<Int>(16_384)
 
     /// Events per transaction.
-    public var chunkSize = 16_384
+    public var chunkSize: Int {
+        get { chunk.load(ordering: .relaxed) }
+        set { chunk.store(max(1, newValue), ordering: .relaxed) }
+    }
 
     public init(store: ProjectionStore, source: any LogSource, logger: Logger = Logger(label: "ledger.projections")) throws {
         self.store = store
         self.source = source
         self.logger = logger
         let lockPath = NSStringPath(store.path).directory + "/LOCK"
-        lockFD = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        lockFD = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard lockFD >= 0 else { throw LedgerError(.io, "open \(lockPath): \(String(cString: strerror(errno)))") }
         guard flock(lockFD, LOCK_EX | LOCK_NB) == 0 else {
             close(lockFD)
@@ -41,8 +49,25 @@ public final class Projector {
     }
 
     /// Applies every durable event up to `end` (default: the head). Returns the new checkpoint.
+    @available(*, noasync, message: "reads on a thread of its own and waits for it; call it from a thread of its own")
     @discardableResult
     public func catchUp(to end: Int64? = nil, progress: ((Int64) -> Void)? = nil) throws -> ProjectionStore.Checkpoint {
+        try serial.withLock { _ in try catchUp(writer: writer, to: end, progress: progress) }
+    }
+
+    /// ``catchUp(to:progress:)`` from async code: on the blocking pool, the caller suspended.
+    @discardableResult
+    public func catchUp(to end: Int64? = nil) async throws -> ProjectionStore.Checkpoint {
+        try await BlockingPool.shared.run { try self.catchUp(to: end, progress: nil) }
+    }
+
+    /// ``rebuild(progress:)`` from async code.
+    @discardableResult
+    public func rebuild() async throws -> ProjectionStore.Checkpoint {
+        try await BlockingPool.shared.run { try self.rebuild(progress: nil) }
+    }
+
+    private func catchUp(writer: FactWriter, to end: Int64?, progress: ((Int64) -> Void)?) throws -> ProjectionStore.Checkpoint {
         var checkpoint = try store.checkpoint()
         try verifyCheckpoint(checkpoint)
         let target = end ?? source.head
@@ -53,7 +78,7 @@ public final class Projector {
         let source = self.source
         let from = checkpoint.nextOffset
         let chunkSize = self.chunkSize
-        let reader = Thread {
+        startThread(name: "ledger-project") {
             let cursor = source.cursor(from: from, end: target, filter: .all)
             var batch: [EventFacts] = []
             batch.reserveCapacity(chunkSize)
@@ -72,7 +97,6 @@ public final class Projector {
                 queue.finish(LedgerError.wrap(error))
             }
         }
-        reader.start()
         defer { queue.cancel() }
         do {
             while let batch = try queue.take() {
@@ -101,12 +125,15 @@ public final class Projector {
     }
 
     /// Drops every projection row and folds the log again from offset 0.
+    @available(*, noasync, message: "call it from a thread of its own")
     @discardableResult
     public func rebuild(progress: ((Int64) -> Void)? = nil) throws -> ProjectionStore.Checkpoint {
-        try store.pool.write { db in
-            for (table, _) in ProjectionSchema.tables { try db.execute(sql: "DELETE FROM \(table)") }
+        try serial.withLock { _ in
+            try store.pool.write { db in
+                for (table, _) in ProjectionSchema.tables { try db.execute(sql: "DELETE FROM \(table)") }
+            }
+            return try catchUp(writer: writer, to: nil, progress: progress)
         }
-        return try catchUp(progress: progress)
     }
 
     /// The projections must have been built from this log: the event before the checkpoint must
@@ -136,51 +163,44 @@ struct NSStringPath: ExpressibleByStringLiteral {
 
 
 /// Chunks of decoded events from the reader thread to the applying one (at most two waiting).
-final class ChunkQueue: @unchecked Sendable {
-    // @unchecked: every field is guarded by `condition`.
-    private let condition = NSCondition()
-    private var chunks: [[EventFacts]] = []
-    private var done = false
-    private var cancelled = false
-    private var failure: LedgerError?
+final class ChunkQueue: Sendable {
+    private struct State {
+        var chunks: [[EventFacts]] = []
+        var done = false
+        var cancelled = false
+        var failure: LedgerError?
+    }
+    private let state = ConditionLock(State())
 
     /// False when the consumer has gone.
     func put(_ chunk: [EventFacts]) -> Bool {
-        condition.lock()
-        defer { condition.unlock() }
-        while chunks.count >= 2 && !cancelled { condition.wait() }
-        guard !cancelled else { return false }
-        chunks.append(chunk)
-        condition.broadcast()
-        return true
+        let accepted = state.wait(until: { $0.chunks.count < 2 || $0.cancelled }) { s -> Bool in
+            guard !s.cancelled else { return false }
+            s.chunks.append(chunk)
+            return true
+        }
+        state.broadcast()
+        return accepted
     }
 
     func finish(_ error: LedgerError?) {
-        condition.lock()
-        done = true
-        failure = error
-        condition.broadcast()
-        condition.unlock()
+        state.update { s in
+            s.done = true
+            s.failure = error
+        }
     }
 
-    func cancel() {
-        condition.lock()
-        cancelled = true
-        condition.broadcast()
-        condition.unlock()
-    }
+    func cancel() { state.update { $0.cancelled = true } }
 
     /// The next chunk; nil at the end.
     func take() throws -> [EventFacts]? {
-        condition.lock()
-        defer { condition.unlock() }
-        while chunks.isEmpty && !done { condition.wait() }
-        if !chunks.isEmpty {
-            let chunk = chunks.removeFirst()
-            condition.broadcast()
-            return chunk
+        let (chunk, failure): ([EventFacts]?, LedgerError?) = state.wait(until: { !$0.chunks.isEmpty || $0.done }) { s in
+            if !s.chunks.isEmpty { return (s.chunks.removeFirst(), nil) }
+            return (nil, s.failure)
         }
+        state.broadcast()
         if let failure { throw failure }
-        return nil
+        return chunk
     }
 }
+

@@ -13,7 +13,7 @@ struct SchemaEmbedPlugin: BuildToolPlugin {
         let schemas = context.package.directoryURL.appending(path: "Schemas")
         var files: [URL] = []
         if let walker = FileManager.default.enumerator(at: schemas, includingPropertiesForKeys: nil) {
-            for case let url as URL in walker where url.pathExtension == "json" {
+            for case let url as URL in walker where url.pathExtension == "json" || url.pathExtension == "yaml" {
                 files.append(url)
             }
         }

@@ -86,7 +86,7 @@ struct BenchAppend: AsyncParsableCommand {
         }
         let seconds = monotonicSeconds() - start
         let stats = try log.statistics()
-        try log.close()
+        try await log.close()
         let envelope = Double(stats.uncompressedBytes) / Double(max(1, stats.events))
         report("batches", events: total, seconds: seconds, latencies: latencies, latencyName: "per-request",
             extra: "\(batchSize)-event atomic requests from \(submitters) submitters; \(Format.fixed(envelope, 0)) B/event stored uncompressed, \(Format.fixed(stats.compressionRatio, 2))x LZ4, \(stats.batches) record batches")
@@ -118,7 +118,7 @@ struct BenchAppend: AsyncParsableCommand {
         }
         let seconds = monotonicSeconds() - start
         let stats = try log.statistics()
-        try log.close()
+        try await log.close()
         report("concurrent", events: perTask * tasks, seconds: seconds, latencies: latencies, latencyName: "ack",
             extra: "\(tasks) tasks, one event each until acknowledged; \(Format.fixed(Double(perTask * tasks) / Double(max(1, stats.batches)), 1)) events per fsync'd batch on average")
     }
@@ -165,7 +165,7 @@ struct BenchAppend: AsyncParsableCommand {
             written += n * 4
         }
         let buildSeconds = monotonicSeconds() - buildStart
-        try log.close()
+        try await log.close()
         Terminal.line("open: built a log of \(Format.count(Int64(written))) events in \(Format.fixed(buildSeconds, 1)) s")
         Terminal.flush()
         _ = try runSelf(["bench", "open-child", "--data-dir", dir], stdin: nil, stdout: nil)

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import ArgumentParser
 import LedgerCore
+import LedgerEngine
 import LedgerLog
 import LedgerProcessors
 import LedgerSimulator
@@ -115,20 +116,32 @@ struct BenchProcess: AsyncParsableCommand {
         let played = workDir + "/played-\(days)d"
         removeTree(played)
         let start = monotonicSeconds()
-        var options = LogOptions()
-        options.fsync = .onClose
-        let log = try SegmentLog.open(directory: played, options: options)
-        let runner = ProcessorRunner(log: log, dataDirectory: nil)
+        var options = EngineOptions()
+        options.log.fsync = .onClose
+        options.projections = false
+        let engine = try await LedgerEngine.open(directory: played, options: options)
         let play = PlatformPlay(config: SimulationConfig(seed: 42, days: days))
         let admin = AppendPolicy(actor: "svc:bench", mode: .admin)
-        let clients = try SegmentLog.open(directory: dir, options: options)
-        while let e = play.next() {
-            _ = try await log.append([e.request], policy: admin)
-            _ = try await clients.append([e.request], policy: admin)
-            for d in try await runner.runToQuiescence() { play.observe(type: d.decision.type, data: d.decision.data, time: d.decision.notBefore) }
+        _ = try await engine.drive(policy: admin, next: { play.next()?.request }) { d in
+            play.observe(type: d.decision.type, data: d.decision.data, time: d.decision.notBefore)
         }
-        try log.close()
-        try clients.close()
+        try await engine.close()
+        // The client events alone: what the processors are benchmarked on.
+        options.processors = false
+        let clients = try await LedgerEngine.open(directory: dir, options: options)
+        let cursor = try LogReader(directory: played).cursor()
+        var batch: [[AppendRequest]] = []
+        while let v = try cursor.next() {
+            let e = try v.envelope()
+            if e.actor.hasPrefix("processor:") { continue }
+            batch.append([AppendRequest(stream: e.stream, type: e.type, data: e.data, id: e.id, causationId: e.causationId, correlationId: e.correlationId, time: e.time, actor: e.actor)])
+            if batch.count == 4000 {
+                _ = await clients.append(requests: batch, policy: admin)
+                batch.removeAll()
+            }
+        }
+        _ = await clients.append(requests: batch, policy: admin)
+        try await clients.close()
         removeTree(played)
         try writeFile(dir + "/COMPLETE", [])
         Terminal.line("log: \(days) simulated days of client events played and kept in \(dir) in \(Format.fixed(monotonicSeconds() - start, 1)) s")
@@ -140,7 +153,11 @@ struct BenchProcess: AsyncParsableCommand {
         let scratch = workDir + "/processed"
         removeTree(scratch)
         // A copy of the client log to append the decisions to.
-        let copy = try SegmentLog.open(directory: scratch, options: { var o = LogOptions(); o.fsync = .never; return o }())
+        var options = EngineOptions()
+        options.log.fsync = .never
+        options.projections = false
+        options.loadSnapshots = false
+        let copy = try await LedgerEngine.open(directory: scratch, options: options)
         let reader = try LogReader(directory: source)
         let cursor = reader.cursor()
         var batch: [[AppendRequest]] = []
@@ -155,11 +172,10 @@ struct BenchProcess: AsyncParsableCommand {
         }
         _ = await copy.append(requests: batch, policy: admin)
         let inputs = copy.head
-        let runner = ProcessorRunner(log: copy, dataDirectory: nil)
         let start = monotonicSeconds()
-        let decisions = try await runner.runToQuiescence()
+        let decisions = try await copy.decide()
         let seconds = monotonicSeconds() - start
-        try copy.close()
+        try await copy.close()
         removeTree(scratch)
         Terminal.line("processors: scheduler, drift, slo and rollout over \(Format.count(inputs)) client events (\(days) simulated days) in \(Format.fixed(seconds, 2)) s = \(Format.count(Int64(Double(inputs) / seconds))) input events/s; \(Format.count(Int64(decisions.count))) decisions appended (fsync never); peak RSS \(Format.bytes(peakRSS()))")
         Terminal.flush()

@@ -79,7 +79,7 @@ struct BenchReplay: AsyncParsableCommand {
                 Terminal.flush()
             }
         }
-        try log.close()
+        try await log.close()
         let s = monotonicSeconds() - start
         Terminal.line("log: built \(Format.count(Int64(events))) events of the steady platform in \(Format.fixed(s, 1)) s (\(Format.count(Int64(Double(events) / s))) events/s, generated and appended)")
         Terminal.flush()
@@ -189,7 +189,7 @@ struct BenchReplay: AsyncParsableCommand {
         while clock.visibleHead < head, clock.failure == nil { usleep(1000) }
         clock.stop()
         while !clock.done, clock.failure == nil { usleep(1000) }
-        try log.close()
+        try await log.close()
         if let failure = clock.failure { throw failure }
         let lags = clock.lags()
         let sorted = lags.sorted()

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import ArgumentParser
 import LedgerCore
+import LedgerEngine
 import LedgerLog
 import LedgerProcessors
 import LedgerProjections
@@ -44,36 +45,33 @@ struct DemoCommand: AsyncParsableCommand {
         Terminal.line("  planned the simulated platform in \(Format.fixed(generated - started, 2)) s; playing it through the log with the processors deciding…")
         Terminal.flush()
 
-        var options = LogOptions()
-        options.fsync = .onClose  // a demo can be run again: one fsync at the end (the bytes are the same; SEMANTICS.md)
-        let log = try SegmentLog.open(directory: dataDir, options: options)
-        let runner = ProcessorRunner(log: log, dataDirectory: dataDir)
+        var options = EngineOptions()
+        options.log.fsync = .onClose  // a demo can be run again: one fsync at the end (the bytes are the same; SEMANTICS.md)
+        let engine = try await LedgerEngine.open(directory: dataDir, options: options)
         let policy = AppendPolicy(actor: ProcessInfoLite.localActor, mode: .admin)
         let appendStart = monotonicSeconds()
-        var inputs = 0
-        var decisions = 0
         // Each client event is appended, then the processors run until none has more to append
         // (SEMANTICS.md, interleaving); the simulated clients react to the decisions.
-        while let event = play.next() {
-            do {
-                _ = try await log.append([event.request], policy: policy)
-            } catch {
-                try? log.close()
-                throw LedgerError(.internal, "the log refused a simulated event (\(event.request.type) on \(event.request.stream)): \(LedgerError.wrap(error).description)")
-            }
-            inputs += 1
-            for d in try await runner.runToQuiescence() {
-                decisions += 1
+        let counts: (inputs: Int, decisions: Int)
+        do {
+            counts = try await engine.drive(policy: policy, next: { play.next()?.request }) { d in
                 play.observe(type: d.decision.type, data: d.decision.data, time: d.decision.notBefore)
             }
+        } catch {
+            try? await engine.close()
+            throw error
         }
-        try runner.saveSnapshots()
-        try log.close()
+        let (inputs, decisions) = counts
         let appendSeconds = monotonicSeconds() - appendStart
+        let projectStart = monotonicSeconds()
+        let projected = try await engine.project()?.nextOffset ?? 0
+        let projectSeconds = monotonicSeconds() - projectStart
+        try await engine.close()
         Terminal.line("  \(Format.count(Int64(inputs))) client events and \(Format.count(Int64(decisions))) processor decisions in \(Format.fixed(appendSeconds, 2)) s (\(Format.count(Int64(Double(inputs + decisions) / appendSeconds))) events/s, each validated, canonicalised, hashed, LZ4, CRC-32C)")
         Terminal.line("")
         let rollback = try summarise()
         Terminal.line("")
+        Terminal.line("Projections: \(Format.count(projected)) events folded into the registry, chargeback, SLO and audit read models in \(Format.fixed(projectSeconds, 2)) s (\(Format.count(Int64(Double(projected) / max(projectSeconds, 0.001)))) events/s)")
         try showProjections(days: days)
         Terminal.line("")
         let reader = try LogReader(directory: dataDir)
@@ -106,10 +104,6 @@ struct DemoCommand: AsyncParsableCommand {
     func showProjections(days: Int) throws {
         let reader = try LogReader(directory: dataDir)
         let store = try ProjectionStore(dataDirectory: dataDir)
-        let start = monotonicSeconds()
-        let checkpoint = try Projector(store: store, source: reader).catchUp()
-        let seconds = monotonicSeconds() - start
-        Terminal.line("Projections: \(Format.count(checkpoint.nextOffset)) events folded into the registry, chargeback, SLO and audit read models in \(Format.fixed(seconds, 2)) s (\(Format.count(Int64(Double(checkpoint.nextOffset) / max(seconds, 0.001)))) events/s)")
         let q = try QueryContext(store: store, source: reader, asOf: .head)
         Terminal.line("")
         Terminal.line("Registry (ledger registry):")
@@ -157,7 +151,7 @@ struct DemoCommand: AsyncParsableCommand {
                 removeTree(dataDir)
             }
         }
-        mkdir(dataDir, 0o755)
+        mkdir(dataDir, 0o700)
         try writeFile(marker, Array("made by `ledger demo`; safe to delete\n".utf8))
     }
 
@@ -166,77 +160,47 @@ struct DemoCommand: AsyncParsableCommand {
     @discardableResult
     func summarise() throws -> Int64? {
         let reader = try LogReader(directory: dataDir)
-        let cursor = reader.cursor()
-        var counts: [String: Int] = [:]
-        var rollouts: [(offset: Int64, deployment: String, version: String, outcome: String)] = []
-        var alerts: [String] = []
-        var teamOf: [String: String] = [:]
-        var waits: [String: [Double]] = [:]
-        var rejections: [String: Int] = [:]
-        var preemptions: [String: Int] = [:]
-        var allocatedAt: [String: (Int64, Int)] = [:]
-        var allocatedMs: Double = 0
-        var nodeSince: [String: (Int64, Int)] = [:]
-        var capacityMs: Double = 0
-        let first = SimulationConfig().start.milliseconds
-        let last = first + Int64(days) * 86_400_000
-        func overlap(_ a: Int64, _ b: Int64) -> Double { Double(max(0, min(b, last) - max(a, first))) }
-        while let view = try cursor.next() {
-            let type = view.type
-            counts[type, default: 0] += 1
-            switch type {
-            case "job.queued", "job.admitted", "job.rejected", "job.preempted", "gpu.allocated", "gpu.released", "node.registered", "node.removed",
-                "rollout.promoted", "rollout.rolled_back", "drift.alerted", "slo.burn.alerted", "slo.burn.resolved":
-                let e = try view.envelope()
-                let d = e.data
-                func s(_ k: String) -> String { d[k]?.stringValue ?? "" }
-                let t = e.time.milliseconds
-                switch type {
-                case "job.queued": teamOf[s("job")] = s("team")
-                case "job.admitted": waits[teamOf[s("job")] ?? "?", default: []].append(d["waitedSeconds"]?.doubleValue ?? 0)
-                case "job.rejected": rejections[s("reason"), default: 0] += 1
-                case "job.preempted": preemptions[s("reason"), default: 0] += 1
-                case "gpu.allocated": allocatedAt[s("job")] = (t, d["gpus"]?.intValue ?? 0)
-                case "gpu.released":
-                    if let (since, gpus) = allocatedAt.removeValue(forKey: s("job")) { allocatedMs += overlap(since, t) * Double(gpus) }
-                case "node.registered": nodeSince[s("node")] = (t, d["gpuCount"]?.intValue ?? 0)
-                case "node.removed":
-                    if let (since, gpus) = nodeSince.removeValue(forKey: s("node")) { capacityMs += overlap(since, t) * Double(gpus) }
-                case "rollout.promoted": rollouts.append((e.offset, s("deployment"), s("version"), "promoted after every step passed (\(d["evidence"]?.arrayValue?.count ?? 0) windows in the last step)"))
-                case "rollout.rolled_back": rollouts.append((e.offset, s("deployment"), s("version"), "rolled back: " + s("reason") + " [evidence: \(d["evidence"]?.arrayValue?.count ?? 0) events]"))
-                case "drift.alerted": alerts.append("#\(e.offset) \(e.time) drift \(s("severity")) on \(s("deployment")) v\(s("version")) feature \(s("feature")): PSI \(d["value"]?.doubleValue ?? 0) ≥ \(d["threshold"]?.doubleValue ?? 0) [evidence: \(d["evidence"]?.arrayValue?.count ?? 0) events]")
-                case "slo.burn.alerted": alerts.append("#\(e.offset) \(e.time) SLO \(s("slo")) \(s("severity")) \(s("longWindow"))/\(s("shortWindow")): burn \(d["burnRateLong"]?.doubleValue ?? 0) / \(d["burnRateShort"]?.doubleValue ?? 0) > \(d["threshold"]?.doubleValue ?? 0) [evidence: \(d["evidence"]?.arrayValue?.count ?? 0) windows]")
-                case "slo.burn.resolved": alerts.append("#\(e.offset) \(e.time) SLO \(s("slo")) \(s("severity")) \(s("longWindow"))/\(s("shortWindow")) resolved")
-                default: break
-                }
-            default: break
-            }
-        }
-        for (_, (since, gpus)) in allocatedAt { allocatedMs += overlap(since, last) * Double(gpus) }
-        for (_, (since, gpus)) in nodeSince { capacityMs += overlap(since, last) * Double(gpus) }
-        func p(_ values: [Double], _ q: Double) -> String {
-            let v = values.sorted()
-            return v.isEmpty ? "-" : Format.fixed(v[min(v.count - 1, Int(Double(v.count) * q))] / 60, 1) + " min"
-        }
+        let start = SimulationConfig().start
+        let f = try PlatformFigures.compute(reader, from: start, to: start.adding(milliseconds: Int64(days) * 86_400_000))
+        let counts = f.counts
+        func p(_ team: String, _ q: Double) -> String { f.wait(team, quantile: q).map { Format.fixed($0 / 60, 1) + " min" } ?? "-" }
         Terminal.line("Scheduler (processor:scheduler): \(Format.count(Int64(counts["job.queued", default: 0]))) jobs queued, \(Format.count(Int64(counts["job.admitted", default: 0]))) admissions, \(counts["job.completed", default: 0]) completed, \(counts["job.cancelled", default: 0]) cancelled")
-        Terminal.line("  GPU utilisation over the \(days) days: \(capacityMs > 0 ? Format.fixed(allocatedMs / capacityMs * 100, 1) : "-")% of registered GPU-hours allocated")
-        Terminal.line("  rejections: " + (rejections.isEmpty ? "none" : rejections.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", "))
-            + "; preemptions: " + (preemptions.isEmpty ? "none" : preemptions.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")))
+        Terminal.line("  GPU utilisation over the \(days) days: \(f.utilisation.map { Format.fixed($0 * 100, 1) } ?? "-")% of registered GPU-hours allocated")
+        Terminal.line("  rejections: " + (f.rejections.isEmpty ? "none" : f.rejections.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", "))
+            + "; preemptions: " + (f.preemptions.isEmpty ? "none" : f.preemptions.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")))
         var waitTable = Table(["team", "admissions", "queue wait p50", "p95"], numeric: [1, 2, 3])
-        for team in waits.keys.sorted() { waitTable.add([team, String(waits[team]!.count), p(waits[team]!, 0.5), p(waits[team]!, 0.95)]) }
+        for team in f.waits.keys.sorted() { waitTable.add([team, String(f.waits[team]!.count), p(team, 0.5), p(team, 0.95)]) }
         Terminal.line(indent(waitTable.render()))
         Terminal.line("Models: \(counts["model.registered", default: 0]) models, \(counts["model.version.created", default: 0]) versions, \(counts["model.version.evaluated", default: 0]) evaluations, \(counts["model.version.approved", default: 0]) approvals, \(counts["model.alias.set", default: 0]) alias moves")
         Terminal.line("Serving: \(counts["deployment.created", default: 0]) deployments, \(Format.count(Int64(counts["serving.window.observed", default: 0]))) serving windows, \(Format.count(Int64(counts["feature.histogram.observed", default: 0]))) feature histograms, \(counts["slo.defined", default: 0]) SLOs")
         Terminal.line("Rollouts (processor:rollout; `ledger explain OFFSET` walks a decision back to its evidence):")
         var table = Table(["offset", "deployment", "version", "outcome"])
-        for r in rollouts { table.add([String(r.offset), r.deployment, r.version, r.outcome]) }
+        for r in f.rollouts {
+            let outcome = r.promoted
+                ? "promoted after every step passed (\(r.evidence) windows in the last step)"
+                : "rolled back: \(r.reason ?? "") [evidence: \(r.evidence) events]"
+            table.add([String(r.offset), r.deployment, r.version, outcome])
+        }
         Terminal.line(indent(table.render()))
         Terminal.line("Alerts (processor:slo, processor:drift):")
-        for a in alerts { Terminal.line("  " + a) }
+        for a in f.alerts { Terminal.line("  " + Self.alertLine(a.envelope)) }
         let missing = EventCatalog.standard.allTypes.map(\.name).filter { counts[$0] == nil }
         Terminal.line("Catalog: \(EventCatalog.standard.allTypes.count - missing.count) of \(EventCatalog.standard.allTypes.count) event types in the log" + (missing.isEmpty ? "" : " (missing: \(missing.joined(separator: ", ")))"))
         Terminal.flush()
-        return rollouts.first { $0.outcome.hasPrefix("rolled back") }?.offset
+        return f.rollouts.first { !$0.promoted }?.offset
+    }
+
+    static func alertLine(_ e: Envelope) -> String {
+        let d = e.data
+        func s(_ k: String) -> String { d[k]?.stringValue ?? "" }
+        switch e.type {
+        case "drift.alerted":
+            return "#\(e.offset) \(e.time) drift \(s("severity")) on \(s("deployment")) v\(s("version")) feature \(s("feature")): PSI \(d["value"]?.doubleValue ?? 0) ≥ \(d["threshold"]?.doubleValue ?? 0) [evidence: \(d["evidence"]?.arrayValue?.count ?? 0) events]"
+        case "slo.burn.alerted":
+            return "#\(e.offset) \(e.time) SLO \(s("slo")) \(s("severity")) \(s("longWindow"))/\(s("shortWindow")): burn \(d["burnRateLong"]?.doubleValue ?? 0) / \(d["burnRateShort"]?.doubleValue ?? 0) > \(d["threshold"]?.doubleValue ?? 0) [evidence: \(d["evidence"]?.arrayValue?.count ?? 0) windows]"
+        default:
+            return "#\(e.offset) \(e.time) SLO \(s("slo")) \(s("severity")) \(s("longWindow"))/\(s("shortWindow")) resolved"
+        }
     }
 }
 

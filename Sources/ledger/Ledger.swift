@@ -21,7 +21,7 @@ struct Ledger: AsyncParsableCommand {
         subcommands: [
             DemoCommand.self, AppendCommand.self, ReadCommand.self, TailCommand.self, VerifyCommand.self,
             StatsCommand.self, ImportCommand.self, ProjectCommand.self, ProcessCommand.self, DecisionsCommand.self, ExplainCommand.self, RegistryCommand.self, ChargebackCommand.self,
-            SLOCommand.self, AuditCommand.self, LineageCommand.self, ReplayCommand.self, BenchCommand.self,
+            SLOCommand.self, AuditCommand.self, LineageCommand.self, ReplayCommand.self, ServeCommand.self, BenchCommand.self,
         ]
     )
 
@@ -31,6 +31,9 @@ struct Ledger: AsyncParsableCommand {
         var none = sigset_t()
         sigemptyset(&none)
         sigprocmask(SIG_SETMASK, &none, nil)
+        // The log may hold personal data (datasets classified pii): everything the ledger creates
+        // is owner-only (directories 0700, files 0600), SQLite's files included.
+        umask(0o077)
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = ProcessInfoLite.environment("LEDGER_LOG_LEVEL").flatMap(Logger.Level.init(rawValue:)) ?? .warning

@@ -4,6 +4,7 @@ import Glibc
 import ArgumentParser
 import Foundation
 import LedgerCore
+import LedgerEngine
 import LedgerLog
 import LedgerProcessors
 import LedgerProjections
@@ -33,19 +34,26 @@ struct ProcessCommand: AsyncParsableCommand {
         guard access(data.resolved + "/HEAD", F_OK) == 0 || access(data.resolved + "/segments", F_OK) == 0 else {
             throw LedgerError(.notFound, "there is no ledger in \(data.resolved) (no HEAD or segments/): nothing to process")
         }
-        let log = try openLog(data)
-        let runner = ProcessorRunner(log: log, dataDirectory: data.resolved)
-        runner.chunk = max(1, chunk)
-        runner.beforeAppend = faultInjection()
-        if !fromStart { try runner.loadSnapshots() }
+        var options = EngineOptions()
+        options.projections = false
+        options.loadSnapshots = !fromStart
+        options.snapshotEvery = snapshotEvery
+        options.chunk = chunk
+        options.beforeProcessorAppend = faultInjection()
+        let engine = try await LedgerEngine.open(directory: data.resolved, options: options)
+        let runner = engine.runner!
         let from = runner.checkpoints
-        let headBefore = log.head
+        let headBefore = engine.head
         let start = monotonicSeconds()
-        let decisions = try await runner.runToQuiescence(snapshotEvery: snapshotEvery)
-        try runner.saveSnapshots()
+        let decisions: [AppendedDecision]
+        do {
+            decisions = try await engine.decide()
+        } catch {
+            try? await engine.close()
+            throw error
+        }
+        try await engine.close()
         let seconds = monotonicSeconds() - start
-        try log.close()
-        let head = log.head
         var table = Table(["processor", "from", "to", "new decisions", "re-derived (already in the log)"])
         for (i, p) in runner.processors.enumerated() {
             let mine = decisions.filter { $0.processor == p.name }
@@ -53,53 +61,15 @@ struct ProcessCommand: AsyncParsableCommand {
             table.add([p.name, String(from[i]), String(runner.checkpoints[i]), String(mine.count - existing), String(existing)])
         }
         Terminal.line(table.render())
-        Terminal.line("processors at the log head \(head) in \(Format.fixed(seconds, 2)) s")
+        Terminal.line("processors at the log head \(engine.head) in \(Format.fixed(seconds, 2)) s")
     }
 }
 
 /// `LEDGER_FAULT_KILL_BEFORE_APPEND=N`: SIGKILL this process right before the processors' Nth
 /// append (counting from 0) — after deciding, before writing. For the fault tests only.
-func faultInjection() -> ((Int) -> Void)? {
+func faultInjection() -> (@Sendable (Int) -> Void)? {
     guard let text = ProcessInfoLite.environment("LEDGER_FAULT_KILL_BEFORE_APPEND"), let n = Int(text) else { return nil }
     return { count in if count >= n { kill(getpid(), SIGKILL) } }
-}
-
-/// One-line summaries of events, for decisions and explanations.
-enum EventSummary {
-    static func of(_ e: Envelope) -> String {
-        let d = e.data
-        func s(_ k: String) -> String { d[k]?.stringValue ?? "?" }
-        func n(_ k: String) -> String {
-            guard let v = d[k]?.doubleValue else { return "?" }
-            return v == v.rounded() && abs(v) < 1e15 ? String(Int64(v)) : String(v)
-        }
-        switch e.type {
-        case "job.queued": return "job \(s("job")) of \(s("team")) wants \(n("gpus")) \(s("gpuType")) (priority \(n("priority")))"
-        case "job.admitted":
-            return "job \(s("job")) admitted on \(s("node")) with \(n("gpus")) GPUs after \(n("waitedSeconds")) s" + (d["borrowed"]?.boolValue == true ? ", borrowing (share \(n("clusterQueueShare")))" : "")
-        case "job.rejected": return "job \(s("job")) rejected: \(s("reason"))"
-        case "job.preempted": return "job \(s("job")) preempted: \(s("reason"))" + (d["preemptor"] != nil ? " by \(s("preemptor"))" : "")
-        case "gpu.allocated": return "\(n("gpus")) \(s("gpuType")) on \(s("node")) to job \(s("job")) (\(s("team")))"
-        case "gpu.released": return "\(n("gpus")) \(s("gpuType")) on \(s("node")) released by job \(s("job")) (\(s("team")))"
-        case "job.completed": return "job \(s("job")) \(s("outcome"))"
-        case "job.cancelled": return "job \(s("job")) cancelled"
-        case "node.removed": return "node \(s("node")) removed: \(s("reason"))"
-        case "model.version.created": return "\(s("model")) version \(s("version")) created (baseline of \(d["baseline"]?.objectValue?.keys.joined(separator: ", ") ?? "no features"))"
-        case "rollout.started": return "rollout of \(s("model")) version \(s("toVersion")) on \(s("deployment"))"
-        case "rollout.step.advanced": return "\(s("deployment")) canary \(s("version")) advanced to \(n("weight"))% on \(d["evidence"]?.arrayValue?.count ?? 0) windows"
-        case "rollout.promoted": return "\(s("deployment")) promoted version \(s("version")) on \(d["evidence"]?.arrayValue?.count ?? 0) windows"
-        case "rollout.rolled_back": return "\(s("deployment")) rolled back version \(s("version")): \(s("reason"))"
-        case "rollout.paused": return "\(s("deployment")) paused: \(s("reason"))"
-        case "serving.window.observed":
-            return "\(s("deployment")) version \(s("version")) window to \(s("windowEnd")): \(n("requests")) requests, \(n("errors")) errors, p99 \(n("p99Ms")) ms"
-        case "feature.histogram.observed": return "\(s("deployment")) version \(s("version")) histogram of \(s("feature")) at \(s("windowEnd"))"
-        case "drift.alerted": return "\(s("severity")) drift of \(s("feature")) in \(s("deployment")) version \(s("version")): PSI \(n("value")) ≥ \(n("threshold"))"
-        case "slo.burn.alerted":
-            return "\(s("severity")) on \(s("slo")): burn \(n("burnRateLong")) over \(s("longWindow")), \(n("burnRateShort")) over \(s("shortWindow")) > \(n("threshold"))"
-        case "slo.burn.resolved": return "resolved \(s("severity")) on \(s("slo")) (\(s("longWindow"))/\(s("shortWindow")))"
-        default: return e.stream
-        }
-    }
 }
 
 struct DecisionsCommand: ParsableCommand {
@@ -125,27 +95,13 @@ struct DecisionsCommand: ParsableCommand {
             case .time(let t): end = min(end, try reader.lastOffset(atOrBefore: t) + 1)
             }
         }
-        let actor = processor.map { "processor:" + $0 }
-        let cursor = reader.cursor(from: 0, end: end)
-        var rows: [Envelope] = []
-        while let view = try cursor.next() {
-            if let type, view.type != type { continue }
-            guard EventCatalog.standard.type(view.type)?.isDecision == true || view.type == "rollout.promoted" || view.type == "rollout.rolled_back" else { continue }
-            let e = try view.envelope()
-            guard e.actor.hasPrefix("processor:"), actor == nil || e.actor == actor else { continue }
-            rows.append(e)
-        }
+        let rows = try Decisions.list(reader, filter: Decisions.Filter(processor: processor, type: type), end: end)
         if format == .json {
             for e in rows { Terminal.json(e.json) }
             return
         }
         if format == .brief {
-            for e in rows {
-                var o: JSONObject = ["offset": .number(Double(e.offset)), "type": .string(e.type), "stream": .string(e.stream), "data": .object(e.data)]
-                if let c = e.causationId { o["causationId"] = .string(c.description) }
-                if let c = e.correlationId { o["correlationId"] = .string(c) }
-                Terminal.json(.object(o))
-            }
+            for e in rows { Terminal.json(Decisions.brief(e)) }
             return
         }
         var table = Table(["offset", "time", "processor", "type", "decision", "cause", "evidence"])
@@ -171,37 +127,10 @@ struct ExplainCommand: ParsableCommand {
 
     func run() throws {
         let reader = try LogReader(directory: data.resolved)
-        guard offset >= 0, offset < reader.head else {
-            throw LedgerError(.notFound, "offset \(offset) is not in the log (head \(reader.head))")
-        }
-        let ids = try reader.idLookup()
-        let events = EventReader(source: reader)
-        func event(at o: Int64) throws -> Envelope {
-            guard let stored = try events.event(at: o) else { throw LedgerError(.notFound, "offset \(o) is not readable") }
-            return try stored.envelope()
-        }
-        var chain: [Envelope] = [try event(at: offset)]
-        var seen: Set<Int64> = [offset]
-        while let cause = chain.last?.causationId {
-            guard let o = try ids.offset(of: cause), !seen.contains(o) else { break }
-            seen.insert(o)
-            chain.append(try event(at: o))
-        }
-        var json: [JSONValue] = []
-        for (depth, e) in chain.enumerated() {
-            var evidence: [(String, Int64?, Envelope?)] = []
-            for idValue in e.data["evidence"]?.arrayValue ?? [] {
-                guard let text = idValue.stringValue, let id = EventID(text) else { continue }
-                let o = try ids.offset(of: id)
-                evidence.append((text, o, try o.map { try event(at: $0) }))
-            }
-            if format == .json {
-                var step: JSONObject = ["offset": .number(Double(e.offset)), "id": .string(e.id.description), "type": .string(e.type), "actor": .string(e.actor),
-                    "time": .string(e.time.description), "hash": .string(e.hash.description), "summary": .string(EventSummary.of(e))]
-                step["evidence"] = .array(evidence.map { ["id": .string($0.0), "offset": $0.1.map { .number(Double($0)) } ?? .null] })
-                json.append(.object(step))
-                continue
-            }
+        let chain = try CausalChain.explain(reader, offset: offset)
+        if format == .json { return Terminal.json(chain.json) }
+        for (depth, step) in chain.steps.enumerated() {
+            let e = step.event
             let label = depth == 0 ? "decision" : "caused by"
             Terminal.line("\(label) #\(e.offset) \(e.time) \(e.actor) \(e.type) (\(e.stream))")
             Terminal.line("    \(EventSummary.of(e))")
@@ -211,14 +140,13 @@ struct ExplainCommand: ParsableCommand {
                     Terminal.line("    check \(c["metric"]?.stringValue ?? "?"): \(c["value"]?.doubleValue.map { String($0) } ?? "?") against threshold \(c["threshold"]?.doubleValue.map { String($0) } ?? "?")")
                 }
             }
-            if !evidence.isEmpty {
-                Terminal.line("    evidence (\(evidence.count)):")
-                for (text, o, ev) in evidence.prefix(12) {
-                    Terminal.line("      #\(o.map(String.init) ?? "?") \(ev.map(EventSummary.of) ?? "id \(text) is not in this log")")
+            if !step.evidence.isEmpty {
+                Terminal.line("    evidence (\(step.evidence.count)):")
+                for ev in step.evidence.prefix(12) {
+                    Terminal.line("      #\(ev.offset.map(String.init) ?? "?") \(ev.event.map(EventSummary.of) ?? "id \(ev.id) is not in this log")")
                 }
-                if evidence.count > 12 { Terminal.line("      … \(evidence.count - 12) more (--format json lists all)") }
+                if step.evidence.count > 12 { Terminal.line("      … \(step.evidence.count - 12) more (--format json lists all)") }
             }
         }
-        if format == .json { Terminal.json(["chain": .array(json)]) }
     }
 }

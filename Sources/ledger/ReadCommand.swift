@@ -105,14 +105,7 @@ struct VerifyCommand: ParsableCommand {
         let seconds = monotonicSeconds() - start
         switch format {
         case .json:
-            var o: JSONObject = [
-                "ok": .bool(report.isClean), "events": .number(Double(report.events)), "batches": .number(Double(report.batches)),
-                "segments": .number(Double(report.segments)), "bytes": .number(Double(report.bytes)),
-                "headHash": .string(report.headHash.description),
-            ]
-            if let bad = report.badOffset { o["badOffset"] = .number(Double(bad)) }
-            if let problem = report.problem { o["problem"] = .string(problem) }
-            Terminal.json(.object(o))
+            Terminal.json(report.json)
         case .table:
             if report.isClean {
                 Terminal.line("verify: ok — \(Format.count(report.events)) events in \(report.batches) batches, \(report.segments) segment(s), \(Format.bytes(report.bytes)); every CRC-32C, envelope and hash checked in \(Format.fixed(seconds, 2)) s")

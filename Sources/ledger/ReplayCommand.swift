@@ -3,6 +3,7 @@ import Glibc
 #endif
 import ArgumentParser
 import LedgerCore
+import LedgerEngine
 import LedgerLog
 import LedgerProcessors
 import LedgerProjections
@@ -13,8 +14,10 @@ struct ReplayCommand: AsyncParsableCommand {
         abstract: "Run a Replay/ scenario in a scratch data directory, and compare its answers with the scenario's expected/ files.",
         discussion: """
             A scenario is a folder: events.ndjson (envelopes with their ids, times and actors, as \
-            `ledger import` takes them), scenario.json ({"processors": "none" or "all", "checks": [{"args": \
-            [...], "expected": "FILE"}]}), README.md, and expected/. The events are appended one by \
+            `ledger import` takes them and `ledger read` exports them) and, optionally, scenario.json \
+            ({"processors": "none" or "all" (the default), "checks": [{"args": [...], "expected": "FILE"}]}), \
+            README.md and expected/. A folder with only events.ndjson (an export of production) replays \
+            with the processors and checks nothing. The events are appended one by \
             one — with "processors": "all", the processors run to quiescence after each, as SEMANTICS.md \
             describes —, the projections are brought up to date, then each check runs `ledger <args> \
             --data-dir <scratch>`; --check compares each output with expected/FILE and prints the \
@@ -33,8 +36,21 @@ struct ReplayCommand: AsyncParsableCommand {
     var snapshotEvery: Int = 1000
 
     func run() async throws {
-        let definition = try JSONParser.parse(try readInput(scenario + "/scenario.json"))
-        guard let checks = definition["checks"]?.arrayValue else { throw LedgerError(.usage, "\(scenario)/scenario.json has no \"checks\" array") }
+        let eventsPath = scenario + "/events.ndjson"
+        guard access(eventsPath, F_OK) == 0 else {
+            throw LedgerError(.notFound, "\(scenario) has no events.ndjson: a replay folder holds the events to replay (envelopes with their ids, times and actors, as `ledger read` exports them), and optionally scenario.json")
+        }
+        // scenario.json is optional: without it (an auditor's export of production, say), the
+        // processors run and nothing is checked.
+        let definition: JSONValue = access(scenario + "/scenario.json", F_OK) == 0 ? try JSONParser.parse(try readInput(scenario + "/scenario.json")) : .object([:])
+        guard case .object = definition else { throw LedgerError(.usage, "\(scenario)/scenario.json must be a JSON object") }
+        if definition["checks"] != nil && definition["checks"]?.arrayValue == nil {
+            throw LedgerError(.usage, "\(scenario)/scenario.json: \"checks\" must be an array")
+        }
+        let checks = definition["checks"]?.arrayValue ?? []
+        if check && checks.isEmpty {
+            throw LedgerError(.usage, "\(scenario) has no checks to compare (scenario.json \"checks\"); run it without --check")
+        }
         let processors = definition["processors"]?.stringValue ?? "all"
         guard processors == "none" || processors == "all" else {
             throw LedgerError(.usage, "\(scenario)/scenario.json: \"processors\" is \"all\" (the processors decide) or \"none\" (the events carry their own decisions), not \"\(processors)\"")
@@ -49,54 +65,22 @@ struct ReplayCommand: AsyncParsableCommand {
         defer { if output == nil { removeTree(directory) } }
 
         // Feed the events one by one, as they happened.
-        let lines = try readInput(scenario + "/events.ndjson").split(separator: 0x0A, omittingEmptySubsequences: true)
-        var options = LogOptions()
-        options.fsync = .onClose
-        let log = try SegmentLog.open(directory: directory, options: options)
-        let policy = AppendPolicy(actor: ProcessInfoLite.localActor, mode: .admin)
-        // With processors: after each input event they run until none has more to append.
-        let runner = processors == "all" ? ProcessorRunner(log: log, dataDirectory: directory) : nil
-        // Resuming: the log holds a prefix of the input; skip what is there (by id), and let the
-        // processors catch up from their snapshots before the next input goes in.
-        var present: Set<EventID> = []
-        if resume {
-            try runner?.loadSnapshots()
-            let cursor = log.cursor(from: 0)
-            while let v = try cursor.next() { present.insert(v.id) }
+        let lines = try readInput(eventsPath).split(separator: 0x0A, omittingEmptySubsequences: true)
+        var options = EngineOptions()
+        options.log.fsync = .onClose
+        options.processors = processors == "all"
+        options.loadSnapshots = resume
+        options.beforeProcessorAppend = faultInjection()
+        let engine = try await LedgerEngine.open(directory: directory, options: options)
+        do {
+            let policy = AppendPolicy(actor: ProcessInfoLite.localActor, mode: .admin)
+            _ = try await engine.replay(lines: lines, name: eventsPath, policy: policy, resume: resume, snapshotEvery: snapshotEvery)
+            try await engine.project()
+        } catch {
+            try? await engine.close()
+            throw error
         }
-        var caughtUp = !resume
-        runner?.beforeAppend = faultInjection()
-        for (i, line) in lines.enumerated() {
-            let value: JSONValue
-            do {
-                value = try JSONParser.parse(Array(line))
-            } catch {
-                try? log.close()
-                throw LedgerError(error.code, "\(scenario)/events.ndjson line \(i + 1): \(error.message)")
-            }
-            do {
-                let (request, _) = try AppendRequest.importRecord(json: value)
-                if let id = request.id, present.contains(id) { continue }
-                if !caughtUp {
-                    try await runner?.runToQuiescence()
-                    caughtUp = true
-                }
-                _ = try await log.append([request], policy: policy)
-                if let runner {
-                    try await runner.runToQuiescence()
-                    if (i + 1) % max(1, snapshotEvery) == 0 { try runner.saveSnapshots() }
-                }
-            } catch {
-                try? log.close()
-                let e = LedgerError.wrap(error)
-                throw LedgerError(e.code, "\(scenario)/events.ndjson line \(i + 1): \(e.message)")
-            }
-        }
-        if !caughtUp { try await runner?.runToQuiescence() }
-        try runner?.saveSnapshots()
-        try log.close()
-        let reader = try LogReader(directory: directory)
-        try Projector(store: try ProjectionStore(dataDirectory: directory), source: reader).catchUp()
+        try await engine.close()
 
         var failures = 0
         for (i, c) in checks.enumerated() {
@@ -130,6 +114,7 @@ struct ReplayCommand: AsyncParsableCommand {
             Terminal.line(failures == 0 ? "replay \(scenario): all \(checks.count) checks match" : "replay \(scenario): a check differs")
             if failures > 0 { throw ExitCode(1) }
         }
+        if checks.isEmpty { Terminal.line("replayed \(lines.count) events of \(eventsPath)") }
         if let output { Terminal.line("data directory kept in \(output)") }
     }
 

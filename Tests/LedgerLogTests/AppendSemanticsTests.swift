@@ -30,13 +30,13 @@ import LedgerCore
         _ = try await log.append([started("j1", expected: .exists)], policy: user)
         _ = try await log.append([started("j1", expected: .any)], policy: user)
         #expect(log.head == 4)
-        try log.close()
+        try await log.close()
         // Versions survive a restart.
         let again = try SegmentLog.open(directory: dir.path, options: testOptions())
         e = await rejected { _ = try await again.append([started("j1", expected: .exactly(2))], policy: user) }
         #expect(e?.message == "stream job-j1 is at version 3, expected 2")
         #expect(try await again.append([started("j1", expected: .exactly(3))], policy: user)[0].version == 4)
-        try again.close()
+        try await again.close()
     }
 
     @Test func idempotentReappends() async throws {
@@ -66,7 +66,7 @@ import LedgerCore
         e = await rejected { _ = try await log.append([queued("j3", id: twice), started("j3", id: twice)], policy: user) }
         #expect(e?.code == .duplicateID)
         #expect(log.head == 2)
-        try log.close()
+        try await log.close()
         // After a restart (ids replayed from the log) and after an index flush (ids in runs).
         var options = testOptions()
         options.indexFlushThreshold = 4
@@ -77,7 +77,7 @@ import LedgerCore
             let r = try await again.append([queued("k\(i)", id: .random())], policy: user)
             ids.append(r[0].id)
         }
-        try again.close()
+        try await again.close()
         let third = try SegmentLog.open(directory: dir.path, options: options)
         #expect(third.index.indexedThrough > 0)
         #expect(third.index.ids.runCount > 0)
@@ -85,7 +85,7 @@ import LedgerCore
         let r = try await third.append([queued("k7", id: ids[7])], policy: user)
         #expect(r[0].offset == 9)
         #expect(third.head == 22)
-        try third.close()
+        try await third.close()
     }
 
     /// A request over several streams lands whole or not at all.
@@ -113,7 +113,7 @@ import LedgerCore
         #expect((try? mixed[0].get())?.first?.offset == 7)
         #expect({ if case .failure(let f) = mixed[1] { return f.code == .wrongExpectedVersion } else { return false } }())
         #expect((try? mixed[2].get())?.first?.offset == 8)
-        try log.close()
+        try await log.close()
     }
 
     /// Every bad input is refused with its error and leaves the log byte-identical.
@@ -148,7 +148,7 @@ import LedgerCore
             #expect(e?.message.isEmpty == false)
         }
         #expect(log.head == 1)
-        try log.close()
+        try await log.close()
         #expect(try snapshot(dir.path + "/segments") == before)
     }
 
@@ -169,7 +169,7 @@ import LedgerCore
         // Live appends after a future-dated import keep the log's time non-decreasing.
         let next = try await log.append([started("j")], policy: user)
         #expect(try readAll(log.cursor(from: next[0].offset))[0].envelope().time >= events[1].time)
-        try log.close()
+        try await log.close()
     }
 }
 
@@ -183,9 +183,9 @@ import LedgerCore
             guard let e = error as? LedgerError else { return false }
             return e.code == .locked && e.message.contains("pid \(getpid())") && e.exitCode == 4
         }
-        try log.close()
+        try await log.close()
         let again = try SegmentLog.open(directory: dir.path, options: testOptions())
-        try again.close()
+        try await again.close()
     }
 
     @Test func externalReadersSeeDurableBatchesAndSeekByTime() async throws {
@@ -217,7 +217,7 @@ import LedgerCore
         let watcher = try reader.headWatcher()
         _ = watcher.wait(timeout: 0.1)
         #expect(try cursor.next()?.offset == 50)
-        try log.close()
+        try await log.close()
     }
 
     @Test func inProcessTailWakesOnAppend() async throws {
@@ -228,7 +228,7 @@ import LedgerCore
         #expect(await iterator.next() == 0)
         _ = try await log.append([queued("j")], policy: user)
         #expect(await iterator.next() == 1)
-        #expect(log.waitForHead(beyond: 0, timeout: 1) == 1)
-        try log.close()
+        #expect(await BlockingPool.shared.run { log.waitForHead(beyond: 0, timeout: 1) } == 1)
+        try await log.close()
     }
 }

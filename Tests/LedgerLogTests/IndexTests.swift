@@ -19,7 +19,7 @@ import LedgerCore
         }
         // Every stream gets a second event, so versions matter too.
         _ = try await log.append((0..<50).map { started("b0-\($0)") }, policy: user)
-        try log.close()
+        try await log.close()
 
         let reopened = try SegmentLog.open(directory: dir.path, options: options)
         #expect(reopened.head == 2050)
@@ -37,7 +37,7 @@ import LedgerCore
         #expect(v[0].version == 2)
         let fresh = try await reopened.append([queued("b39-49", expected: .exactly(0))], policy: user)
         #expect(fresh[0].version == 1)
-        try reopened.close()
+        try await reopened.close()
     }
 
     @Test func keyTableBehavesLikeADictionary() {

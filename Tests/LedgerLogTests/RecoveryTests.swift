@@ -29,7 +29,7 @@ import LedgerCore
         let source = TemporaryDirectory()
         let log = try SegmentLog.open(directory: source.path, options: testOptions())
         for i in 0..<6 { _ = try await log.append([queued("j\(i)"), started("j\(i)")], policy: user) }
-        try log.close()
+        try await log.close()
         let segment = source.path + "/segments/" + Segment.name(0) + ".log"
         let all = try batches(of: segment)
         #expect(all.count == 6)
@@ -58,7 +58,7 @@ import LedgerCore
                 #expect(try e.computeHash() == e.hash)
                 if i > 0 { #expect(e.prevHash == envelopes[i - 1].hash) }
             }
-            try reopened.close()
+            try await reopened.close()
             let quarantined = try FileManager.default.contentsOfDirectory(atPath: dir + "/quarantine")
             #expect(quarantined.count == (cut > (whole.last?.end ?? 0) ? 1 : 0), "cut at \(cut)")
             cuts += 1
@@ -71,7 +71,7 @@ import LedgerCore
         let dir = TemporaryDirectory()
         let log = try SegmentLog.open(directory: dir.path, options: testOptions())
         for i in 0..<3 { _ = try await log.append([queued("j\(i)")], policy: user) }
-        try log.close()
+        try await log.close()
         let path = dir.path + "/segments/" + Segment.name(0) + ".log"
         let before = try snapshot(dir.path)
         var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
@@ -91,7 +91,7 @@ import LedgerCore
         options.segmentBytes = 2048
         let log = try SegmentLog.open(directory: dir.path, options: options)
         for i in 0..<40 { _ = try await log.append([queued("j\(i)"), started("j\(i)")], policy: user) }
-        try log.close()
+        try await log.close()
         let segments = try FileManager.default.contentsOfDirectory(atPath: dir.path + "/segments").filter { $0.hasSuffix(".log") }.sorted()
         #expect(segments.count >= 3)
         let victim = dir.path + "/segments/" + segments[1]
@@ -126,7 +126,7 @@ import LedgerCore
         #expect(try Verifier.verify(directory: dir.path).isClean)
         let again = try SegmentLog.open(directory: dir.path, options: testOptions())
         #expect(again.head == 80)
-        try again.close()
+        try await again.close()
     }
 
     @Test func missingAndDamagedIndexesAreRebuilt() async throws {
@@ -136,7 +136,7 @@ import LedgerCore
         options.indexFlushThreshold = 16
         let log = try SegmentLog.open(directory: dir.path, options: options)
         for i in 0..<60 { _ = try await log.append([queued("j\(i)"), started("j\(i)")], policy: user) }
-        try log.close()
+        try await log.close()
         let files = try FileManager.default.contentsOfDirectory(atPath: dir.path + "/segments")
         // Remove one offset index, garble one time index, and delete the id/stream index entirely.
         let indexes = files.filter { $0.hasSuffix(".index") }.sorted()
@@ -156,6 +156,6 @@ import LedgerCore
         let again = try await reopened.append([AppendRequest(stream: "job-j0", type: "job.queued", data: try all[0].envelope().data, id: firstID)], policy: user)
         #expect(again[0].offset == 0)
         #expect(reopened.head == 120)
-        try reopened.close()
+        try await reopened.close()
     }
 }

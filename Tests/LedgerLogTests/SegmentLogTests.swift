@@ -27,7 +27,7 @@ import LedgerCore
         #expect(envelopes[2].time.description == "2026-11-30T12:00:01.000Z")
         // The stored JSON is canonical.
         #expect(try CanonicalJSON.encode(envelopes[0].json) == events[0].json)
-        try log.close()
+        try await log.close()
 
         log = try SegmentLog.open(directory: dir.path, options: testOptions(clock: clock))
         #expect(log.head == 3)
@@ -36,6 +36,6 @@ import LedgerCore
         let again = try readAll(log.cursor(from: 2))
         #expect(again.map(\.offset) == [2, 3])
         #expect(try again[1].envelope().prevHash == envelopes[2].hash)
-        try log.close()
+        try await log.close()
     }
 }

@@ -38,7 +38,7 @@ import LedgerLog
         let p = try Play()
         try await p.node("n1", gpus: 8)
         try await p.quota("vision", nominal: 8)
-        try p.runner.saveSnapshots()
+        try await p.runner.saveSnapshots()
         for i in 0..<5 { try await p.queue("j\(i)", team: "vision", gpus: 4) }
         try await p.complete("j0")
         let head = p.log.head

@@ -18,7 +18,7 @@ import LedgerSimulator
             var step: Int64 = 1
             while end < head {
                 end = min(head, end + step)
-                try projector.catchUp(to: end)
+                try await projector.catchUp(to: end)
                 step = step * 3 + 1
             }
         }
@@ -26,7 +26,7 @@ import LedgerSimulator
         let other = TemporaryDirectory()
         let fresh = try ProjectionStore(path: other.path + "/fresh.sqlite")
         let rebuilt = try Projector(store: fresh, source: s.log)
-        try rebuilt.rebuild()
+        try await rebuilt.rebuild()
         let rebuiltDump = try fresh.dump()
         if rebuiltDump != incremental {
             let a = incremental.split(separator: "\n")

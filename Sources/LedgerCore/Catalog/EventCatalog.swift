@@ -54,7 +54,7 @@ public final class EventCatalog: Sendable {
     /// The catalog compiled from the `Schemas/` files embedded at build time.
     public static let standard: EventCatalog = {
         do {
-            return try EventCatalog(files: EmbeddedSchemas.files)
+            return try EventCatalog(files: EmbeddedSchemas.files.filter { $0.path.hasSuffix(".json") })
         } catch {
             fatalError("the embedded Schemas/ do not load: \(error)")
         }

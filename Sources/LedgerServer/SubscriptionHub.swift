@@ -1,0 +1,81 @@
+import LedgerLog
+public import ServiceLifecycle
+import Synchronization
+
+/// Wakes subscribers: when the durable head moves, and on every heartbeat tick. A subscriber
+/// *pulls* its events from the log by offset; the hub only signals, newest value wins
+/// (`bufferingNewest(1)`), so a slow subscriber never grows the server's memory.
+///
+/// Runs as a service: its shutdown ends every subscription cleanly (their streams finish), which
+/// lets the HTTP server's graceful shutdown complete.
+public final class SubscriptionHub: Service, Sendable {
+    public enum Wake: Sendable {
+        case head(Int64)
+        case tick
+    }
+
+    private struct State {
+        var subscribers: [Int: AsyncStream<Wake>.Continuation] = [:]
+        var nextID = 0
+        var closed = false
+    }
+
+    private let state = Mutex(State())
+    let log: any EventLog
+    let heartbeat: Duration
+
+    init(log: any EventLog, heartbeatSeconds: Double) {
+        self.log = log
+        heartbeat = .milliseconds(Int64(max(0.05, heartbeatSeconds) * 1000))
+    }
+
+    /// A stream of wake-ups for one subscriber; nil once the hub has shut down.
+    func subscribe() -> AsyncStream<Wake>? {
+        let (stream, continuation) = AsyncStream<Wake>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        let id: Int? = state.withLock { s in
+            guard !s.closed else { return nil }
+            let id = s.nextID
+            s.nextID += 1
+            s.subscribers[id] = continuation
+            return id
+        }
+        guard let id else { return nil }
+        continuation.onTermination = { [weak self] _ in
+            _ = self?.state.withLock { $0.subscribers.removeValue(forKey: id) }
+        }
+        return stream
+    }
+
+    private func broadcast(_ wake: Wake) {
+        let targets = state.withLock { Array($0.subscribers.values) }
+        for c in targets { c.yield(wake) }
+    }
+
+    /// Ends every subscription and refuses new ones.
+    func close() {
+        let targets = state.withLock { s -> [AsyncStream<Wake>.Continuation] in
+            s.closed = true
+            let all = Array(s.subscribers.values)
+            s.subscribers = [:]
+            return all
+        }
+        for c in targets { c.finish() }
+    }
+
+    public func run() async throws {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for await head in self.log.headUpdates() { self.broadcast(.head(head)) }
+            }
+            group.addTask {
+                while !Task.isCancelled {
+                    do { try await Task.sleep(for: self.heartbeat) } catch { return }
+                    self.broadcast(.tick)
+                }
+            }
+            try? await gracefulShutdown()
+            self.close()
+            group.cancelAll()
+        }
+    }
+}
