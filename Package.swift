@@ -29,6 +29,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // System libraries, through pkg-config; Debian packages named for apt.
@@ -125,21 +126,24 @@ let package = Package(
             swiftSettings: strict
         ),
 
-        .testTarget(name: "LedgerCoreTests", dependencies: ["LedgerCore"], exclude: ["Fixtures"], swiftSettings: strict),
-        .testTarget(name: "LedgerLogTests", dependencies: ["LedgerLog", "LedgerCore", "LedgerSimulator"], swiftSettings: strict),
-        .testTarget(name: "LedgerProjectionsTests", dependencies: ["LedgerProjections", "LedgerLog", "LedgerCore", "LedgerSimulator"], swiftSettings: strict),
-        .testTarget(name: "LedgerProcessorsTests", dependencies: ["LedgerProcessors", "LedgerLog", "LedgerCore", "LedgerSimulator"], swiftSettings: strict),
-        .testTarget(name: "LedgerSimulatorTests", dependencies: ["LedgerSimulator", "LedgerCore"], swiftSettings: strict),
-        .testTarget(name: "LedgerEngineTests", dependencies: ["LedgerEngine", "LedgerLog", "LedgerCore", "LedgerProcessors", "LedgerProjections", "LedgerSimulator"], swiftSettings: strict),
+        // What the test targets share: scratch directories, the seeded generator, child processes.
+        .target(name: "LedgerTestSupport", path: "Tests/LedgerTestSupport", swiftSettings: strict),
+        .testTarget(name: "LedgerCoreTests", dependencies: ["LedgerCore", "LedgerTestSupport"], exclude: ["Fixtures"], swiftSettings: strict),
+        .testTarget(name: "LedgerLogTests", dependencies: ["LedgerTestSupport", "LedgerLog", "LedgerCore", "LedgerSimulator"], swiftSettings: strict),
+        .testTarget(name: "LedgerProjectionsTests", dependencies: ["LedgerTestSupport", "LedgerProjections", "LedgerLog", "LedgerCore", "LedgerSimulator"], swiftSettings: strict),
+        .testTarget(name: "LedgerProcessorsTests", dependencies: ["LedgerTestSupport", "LedgerProcessors", "LedgerLog", "LedgerCore", "LedgerSimulator"], swiftSettings: strict),
+        .testTarget(name: "LedgerSimulatorTests", dependencies: ["LedgerTestSupport", "LedgerSimulator", "LedgerCore"], swiftSettings: strict),
+        .testTarget(name: "LedgerEngineTests", dependencies: ["LedgerTestSupport", "LedgerEngine", "LedgerLog", "LedgerCore", "LedgerProcessors", "LedgerProjections", "LedgerSimulator"], swiftSettings: strict),
         .testTarget(
             name: "LedgerServerTests",
             dependencies: [
-                "LedgerServer", "LedgerEngine", "LedgerLog", "LedgerCore",
+                "LedgerServer", "LedgerEngine", "LedgerLog", "LedgerCore", "LedgerTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: strict
         ),
-        .testTarget(name: "ledgerTests", dependencies: ["ledger", "LedgerCore", "LedgerLog", "LedgerProjections", "LedgerProcessors"], exclude: ["Fixtures"], swiftSettings: strict),
+        .testTarget(name: "ledgerTests", dependencies: ["ledger", "LedgerTestSupport", "LedgerCore", "LedgerLog", "LedgerProjections", "LedgerProcessors"], exclude: ["Fixtures"], swiftSettings: strict),
     ]
 )

@@ -79,6 +79,7 @@ public struct ProjectorService: Service {
             let checkpoint = try await projector.catchUp(to: head)
             metrics?.projectionLag.record(max(0, log.head - checkpoint.nextOffset))
         }
+        projector.close()
         logger.info("projector stopped")
     }
 }

@@ -199,6 +199,7 @@ public final class LedgerEngine {
     public func close() async throws {
         var failure: (any Error)?
         do { try await saveSnapshots() } catch { failure = error }
+        projector?.close()
         let log = self.log
         do { try await BlockingPool.shared.run { try log.close() } } catch { failure = failure ?? error }
         if let failure { throw failure }

@@ -130,7 +130,7 @@ public final class SegmentLog: Sendable {
     /// errors of multi-event requests.
     public func prepare(_ events: [AppendRequest], policy: AppendPolicy, recorded: [RecordedPosition?]? = nil) -> Result<[PreparedEvent], LedgerError> {
         var policy = policy
-        policy.maxDataBytes = options.maxDataBytes
+        policy.maxDataBytes = min(policy.maxDataBytes, options.maxDataBytes)
         return EventPreparer.prepare(request: events, policy: policy, recorded: recorded)
     }
 

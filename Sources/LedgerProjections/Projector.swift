@@ -38,14 +38,23 @@ public final class Projector: Sendable {
         lockFD = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard lockFD >= 0 else { throw LedgerError(.io, "open \(lockPath): \(String(cString: strerror(errno)))") }
         guard flock(lockFD, LOCK_EX | LOCK_NB) == 0 else {
-            close(lockFD)
+            Glibc.close(lockFD)
             throw LedgerError(.locked, "the projections of this data directory are being updated by another process (\(lockPath))")
         }
     }
 
-    deinit {
-        flock(lockFD, LOCK_UN)
-        close(lockFD)
+    deinit { close() }
+
+    private let closed = Atomic<Bool>(false)
+
+    /// Releases the projections' lock (another projector may then open them). Catching up after
+    /// this is an error.
+    public func close() {
+        guard closed.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else { return }
+        serial.withLock { _ in
+            flock(lockFD, LOCK_UN)
+            Glibc.close(lockFD)
+        }
     }
 
     /// Applies every durable event up to `end` (default: the head). Returns the new checkpoint.
@@ -68,6 +77,7 @@ public final class Projector: Sendable {
     }
 
     private func catchUp(writer: FactWriter, to end: Int64?, progress: ((Int64) -> Void)?) throws -> ProjectionStore.Checkpoint {
+        guard !closed.load(ordering: .acquiring) else { throw LedgerError(.closed, "the projector is closed") }
         var checkpoint = try store.checkpoint()
         try verifyCheckpoint(checkpoint)
         let target = end ?? source.head

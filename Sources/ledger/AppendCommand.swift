@@ -26,7 +26,7 @@ struct AppendCommand: ParsableCommand {
     func run() throws {
         let log = try openLog(data) { $0.maxDataBytes = maxDataBytes }
         let quiet = self.quiet
-        let ingest = LineIngest(log: log, policy: AppendPolicy(actor: ProcessInfoLite.localActor), mode: .append) { results in
+        let ingest = LineIngest(log: log, policy: AppendPolicy(actor: ProcessInfoLite.localActor, maxDataBytes: maxDataBytes), mode: .append) { results in
             for r in results {
                 switch r.result {
                 case .success(let acks):

@@ -119,11 +119,11 @@ import LedgerCore
         let file = FileManager.default.temporaryDirectory.appending(path: "ledger-schema-fixtures-\(getpid()).ndjson")
         try (lines.joined(separator: "\n") + "\n").write(to: file, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: file) }
-        let result = try run("python3", [
+        let result = try python([
             fixture("validate_fixtures.py").path, repositoryRoot.appending(path: "Schemas").path, file.path,
         ])
-        try #require(result.status == 0, "python3 jsonschema failed: \(result.error)")
-        let verdicts = result.output.split(separator: "\n").map { $0 == "1" }
+        try #require(result.status == 0, "python3 jsonschema failed: \(result.stderr)")
+        let verdicts = result.stdout.split(separator: "\n").map { $0 == "1" }
         try #require(verdicts.count == fixtures.count)
         var valid = 0
         for (fixture, pythonSaysValid) in zip(fixtures, verdicts) {

@@ -1,16 +1,7 @@
 import Foundation
+@_exported import LedgerTestSupport
 import LedgerCore
 @testable import LedgerLog
-
-/// A fresh temporary data directory, removed when the value is dropped.
-final class TemporaryDirectory: @unchecked Sendable {
-    let path: String
-    init(_ name: String = "ledger-test") {
-        path = FileManager.default.temporaryDirectory.appending(path: "\(name)-\(getpid())-\(UUID().uuidString.prefix(8))").path
-        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-}
 
 /// A clock that starts at a fixed instant and moves only when told.
 final class TestClock: @unchecked Sendable {
@@ -60,14 +51,3 @@ func snapshot(_ path: String) throws -> [String: Data] {
     return out
 }
 
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

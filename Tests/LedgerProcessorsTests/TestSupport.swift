@@ -1,16 +1,8 @@
 import Foundation
+@_exported import LedgerTestSupport
 import LedgerCore
 import LedgerLog
 @testable import LedgerProcessors
-
-final class TemporaryDirectory: @unchecked Sendable {
-    let path: String
-    init(_ name: String = "ledger-processors") {
-        path = FileManager.default.temporaryDirectory.appending(path: "\(name)-\(getpid())-\(UUID().uuidString.prefix(8))").path
-        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-}
 
 /// A log fed event by event (admin path, chosen times), with the processors run to quiescence
 /// after each event, as a replay does.

@@ -1,16 +1,8 @@
 import Foundation
+@_exported import LedgerTestSupport
 import LedgerCore
 import LedgerLog
 @testable import LedgerProjections
-
-final class TemporaryDirectory: @unchecked Sendable {
-    let path: String
-    init(_ name: String = "ledger-projections") {
-        path = FileManager.default.temporaryDirectory.appending(path: "\(name)-\(getpid())-\(UUID().uuidString.prefix(8))").path
-        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-}
 
 /// A log written event by event with chosen times and actors (the admin path), and its projections.
 final class ScenarioLog: @unchecked Sendable {

@@ -1,4 +1,5 @@
 import Foundation
+@_exported import LedgerTestSupport
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
@@ -7,15 +8,6 @@ import LedgerEngine
 import LedgerLog
 @testable import LedgerServer
 import NIOCore
-
-final class TemporaryDirectory: @unchecked Sendable {
-    let path: String
-    init(_ name: String = "ledger-server") {
-        path = FileManager.default.temporaryDirectory.appending(path: "\(name)-\(getpid())-\(UUID().uuidString.prefix(8))").path
-        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-}
 
 /// Tokens the tests use: name → (token, entry of the tokens file).
 enum TestTokens {
@@ -104,3 +96,10 @@ func queued(_ job: String, team: String = "vision", gpus: Int = 2) -> String {
 }
 
 func body(_ events: String...) -> String { #"{"events":["# + events.joined(separator: ",") + "]}" }
+
+extension JSONValue {
+    subscript(_ i: Int) -> JSONValue? {
+        guard let a = arrayValue, i >= 0, i < a.count else { return nil }
+        return a[i]
+    }
+}
