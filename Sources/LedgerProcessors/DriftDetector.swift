@@ -24,14 +24,14 @@ public final class DriftDetector: Processor {
         /// "model@version" → feature → baseline.
         var baselines: [String: [String: Baseline]] = [:]
         /// Open episodes: "deployment/version/feature/severity".
-        var open: Set<String> = []
+        @SortedOnEncode var open: Set<String> = []
     }
 
     var state = State()
 
     public init() {}
 
-    public func snapshot() throws -> [UInt8] { Array(try JSONEncoder().encode(state)) }
+    public func snapshot() throws -> [UInt8] { try encodeState(state) }
     public func restore(_ bytes: [UInt8]) throws { state = try JSONDecoder().decode(State.self, from: Data(bytes)) }
 
     /// Population stability index of `observed` against `baseline` counts (same bins).

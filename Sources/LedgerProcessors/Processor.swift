@@ -1,3 +1,4 @@
+import Foundation
 public import LedgerCore
 
 /// One output event of a processor, before the runner gives it its envelope.
@@ -61,6 +62,28 @@ public enum DecisionID {
     public static func derive(processor: String, trigger: EventID, index: Int) -> EventID {
         EventID.nameBased(namespace: namespace, name: "\(processor)/\(trigger.description)/\(index)")
     }
+}
+
+// MARK: snapshots
+
+/// A processor's state as snapshot bytes: sorted keys and sorted sets, so that the same state
+/// always gives the same bytes (a restarted server and a fresh fold can be compared byte for byte).
+func encodeState<T: Encodable>(_ value: T) throws -> [UInt8] {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    return Array(try encoder.encode(value))
+}
+
+/// A set encoded as a sorted array (a `Set` encodes in hash order, which changes between runs).
+@propertyWrapper
+struct SortedOnEncode<Element: Hashable & Comparable & Codable>: Codable {
+    var wrappedValue: Set<Element>
+
+    init(wrappedValue: Set<Element>) { self.wrappedValue = wrappedValue }
+
+    init(from decoder: any Decoder) throws { wrappedValue = Set(try [Element](from: decoder)) }
+
+    func encode(to encoder: any Encoder) throws { try wrappedValue.sorted().encode(to: encoder) }
 }
 
 // MARK: reading payloads

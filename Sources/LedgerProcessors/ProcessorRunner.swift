@@ -78,7 +78,7 @@ public final class ProcessorRunner {
         var files: [(String, [UInt8])] = []
         for (i, p) in processors.enumerated() {
             let file = SnapshotFile(processor: p.name, checkpoint: checkpoints[i], pending: pending[i].sorted(), state: Data(try p.snapshot()))
-            files.append((directory + "/\(p.name).snapshot.json", Array(try JSONEncoder().encode(file))))
+            files.append((directory + "/\(p.name).snapshot.json", try encodeState(file)))
         }
         return Snapshots(directory: directory, files: files)
     }

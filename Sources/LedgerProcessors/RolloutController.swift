@@ -45,7 +45,7 @@ public final class RolloutController: Processor {
 
     public init() {}
 
-    public func snapshot() throws -> [UInt8] { Array(try JSONEncoder().encode(state)) }
+    public func snapshot() throws -> [UInt8] { try encodeState(state) }
     public func restore(_ bytes: [UInt8]) throws { state = try JSONDecoder().decode(State.self, from: Data(bytes)) }
 
     static func text(_ v: Double) -> String {

@@ -104,14 +104,14 @@ public final class SLOBurn: Processor {
         var byDeployment: [String: [String]] = [:]
         var series: [String: Series] = [:]
         /// Open alerts: "slo/severity/long/short".
-        var open: Set<String> = []
+        @SortedOnEncode var open: Set<String> = []
     }
 
     var state = State()
 
     public init() {}
 
-    public func snapshot() throws -> [UInt8] { Array(try JSONEncoder().encode(state)) }
+    public func snapshot() throws -> [UInt8] { try encodeState(state) }
     public func restore(_ bytes: [UInt8]) throws { state = try JSONDecoder().decode(State.self, from: Data(bytes)) }
 
     /// Burn rate of `sums` for an SLO: (bad/total) / (1 − objective); nil without requests.

@@ -97,7 +97,7 @@ public final class Scheduler: Processor {
 
     public init() {}
 
-    public func snapshot() throws -> [UInt8] { Array(try JSONEncoder().encode(state)) }
+    public func snapshot() throws -> [UInt8] { try encodeState(state) }
     public func restore(_ bytes: [UInt8]) throws { state = try JSONDecoder().decode(State.self, from: Data(bytes)) }
 
     // MARK: applying events

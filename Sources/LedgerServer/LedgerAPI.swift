@@ -79,6 +79,27 @@ public func buildRouter(_ api: LedgerAPI) -> Router<LedgerRequestContext> {
     return router
 }
 
+/// Every route and its methods, for `405 Method Not Allowed` with `Allow` on a known path asked
+/// with another method (the router alone would answer 404).
+enum RouteTable {
+    static let routes: [(segments: [Substring], methods: String)] = [
+        ("/healthz", "GET"), ("/readyz", "GET"), ("/metrics", "GET"),
+        ("/v1/append", "POST"), ("/v1/import", "POST"), ("/v1/events", "GET"), ("/v1/streams/*", "GET"), ("/v1/subscribe", "GET"),
+        ("/v1/verify", "GET"), ("/v1/registry/models", "GET"), ("/v1/registry/models/*", "GET"), ("/v1/registry/deployments", "GET"),
+        ("/v1/chargeback", "GET"), ("/v1/slo", "GET"), ("/v1/audit/events", "GET"), ("/v1/audit/chain/*", "GET"),
+        ("/v1/audit/anomalies", "GET"), ("/v1/lineage/*/*", "GET"), ("/v1/decisions", "GET"), ("/v1/explain/*", "GET"),
+    ].map { ($0.0.split(separator: "/"), $0.1) }
+
+    /// The methods a path allows, if it is a route.
+    static func methods(for path: String) -> String? {
+        let parts = path.split(separator: "/")
+        for route in routes where route.segments.count == parts.count {
+            if zip(route.segments, parts).allSatisfy({ $0 == "*" || $0 == $1 }) { return route.methods }
+        }
+        return nil
+    }
+}
+
 // MARK: query parameters
 
 /// Typed access to query parameters with the API's errors.

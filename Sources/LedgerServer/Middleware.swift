@@ -38,6 +38,10 @@ struct ErrorAndMetricsMiddleware: RouterMiddleware {
             response = try error.response(from: request, context: context)
         } catch let error as LedgerError {
             response = try APIError(error).response(from: request, context: context)
+        } catch let error as HTTPError where error.status == .notFound && RouteTable.methods(for: request.uri.path).map({ $0 != request.method.rawValue }) == true {
+            let allowed = RouteTable.methods(for: request.uri.path)!
+            response = try APIError(.methodNotAllowed, "method_not_allowed", "\(request.uri.path) takes \(allowed), not \(request.method)").response(from: request, context: context)
+            response.headers[.allow] = allowed
         } catch let error as HTTPError {
             let code: String
             switch error.status.code {
