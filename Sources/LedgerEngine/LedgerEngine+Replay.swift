@@ -21,7 +21,10 @@ extension LedgerEngine {
     /// - Parameters:
     ///   - name: how errors name the input (`Replay/x/events.ndjson`).
     ///   - snapshotEvery: save processor snapshots every this many input lines.
-    public func replay(lines: [ArraySlice<UInt8>], name: String, policy: AppendPolicy, resume: Bool, snapshotEvery: Int = 1000) async throws -> ReplaySummary {
+    public func replay(
+        lines: [ArraySlice<UInt8>], name: String, policy: AppendPolicy, resume: Bool, snapshotEvery: Int = 1000,
+        progress: (Int) -> Void = { _ in }
+    ) async throws -> ReplaySummary {
         var summary = ReplaySummary()
         var present: Set<EventID> = []
         if resume {
@@ -30,6 +33,7 @@ extension LedgerEngine {
         }
         var caughtUp = !resume || runner == nil
         for (i, line) in lines.enumerated() {
+            if i & 255 == 0 { progress(i) }
             do {
                 let value = try JSONParser.parse(Array(line))
                 let (request, _) = try AppendRequest.importRecord(json: value)

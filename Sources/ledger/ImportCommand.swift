@@ -4,6 +4,7 @@ import Glibc
 import ArgumentParser
 import LedgerCore
 import LedgerLog
+import Synchronization
 
 struct ImportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -62,12 +63,18 @@ struct ImportCommand: ParsableCommand {
         let log = try openLog(data)
         let wasEmpty = log.head == 0
         let reproduce = wasEmpty && carriesPositions && records > 0
+        let progress = Progress("import", total: Int64(records))
+        let imported = Mutex<Int64>(0)
         let ingest = LineIngest(log: log, policy: policy, mode: .importRecords(reproduce: reproduce), stopOnRejection: true) { results in
+            var n: Int64 = 0
             for r in results {
                 if case .failure(let e) = r.result { Terminal.error(lineError(e, line: r.line)) }
+                if case .success(let acks) = r.result { n += Int64(acks.count) }
             }
+            progress.update(imported.withLock { $0 += n; return $0 })
         }
         let summary = try ingest.run(bytes: bytes)
+        progress.finish()
         try log.close()
         if summary.rejected > 0 {
             if wasEmpty && !existed { resetDataDirectory(directory) }

@@ -8,7 +8,7 @@ import LedgerProjections
 struct QueryScope: ParsableArguments {
     @OptionGroup var data: DataDirectory
 
-    @Option(name: .customLong("as-of"), help: ArgumentHelp("Answer for the log up to OFFSET (inclusive) or TIME (every event at or before it).", valueName: "OFFSET|TIME"))
+    @Option(name: .customLong("as-of"), help: ArgumentHelp("Answer for the log up to OFFSET (inclusive), TIME (RFC 3339: every event at or before it) or DATE (to the end of that UTC day).", valueName: "OFFSET|TIME|DATE"))
     var asOf: String?
 
     /// The log, the projections brought up to its head (unless another process is projecting),
@@ -56,7 +56,9 @@ struct ProjectCommand: ParsableCommand {
         projector.chunkSize = max(1, chunk)
         let before = try store.checkpoint().nextOffset
         let start = monotonicSeconds()
-        let checkpoint = rebuild ? try projector.rebuild() : try projector.catchUp()
+        let progress = Progress(rebuild ? "project --rebuild" : "project", total: reader.head)
+        let checkpoint = rebuild ? try projector.rebuild { progress.update($0) } : try projector.catchUp { progress.update($0) }
+        progress.finish()
         let seconds = monotonicSeconds() - start
         let applied = checkpoint.nextOffset - (rebuild ? 0 : before)
         Terminal.line("projections at offset \(checkpoint.nextOffset) (log head \(reader.head)); \(Format.count(applied)) events applied in \(Format.fixed(seconds, 2)) s")
@@ -155,8 +157,8 @@ struct AuditCommand: ParsableCommand {
         @Option var stream: String?
         @Option var category: String?
         @Option var type: String?
-        @Option(help: "Only events at or after this time.") var since: String?
-        @Option(help: "Only events at or before this time.") var until: String?
+        @Option(help: "Only events at or after this time (a date: from its start).") var since: String?
+        @Option(help: "Only events at or before this time (a date: to its end).") var until: String?
         @Option(help: "At most this many (the latest).") var limit: Int?
 
         func run() throws {
@@ -165,13 +167,13 @@ struct AuditCommand: ParsableCommand {
             guard chosen.count == 1, let (key, value) = chosen.first, let value else {
                 throw ValidationError("give exactly one of --actor, --stream, --category, --type")
             }
-            func time(_ text: String?) throws -> Timestamp? {
-                guard let text else { return nil }
-                guard let t = Timestamp(text) else { throw ValidationError("\(text) is not a time like 2026-11-30T12:00:00.000Z") }
-                return t
+            let from = try since.map { try ChargebackCommand.time($0, option: "--since").instant }
+            let to = try until.map { t -> Timestamp in
+                let u = try ChargebackCommand.time(t, option: "--until")
+                return u.isDate ? u.endOfDay.adding(milliseconds: -1) : u.instant
             }
             let q = try query.context()
-            let entries = try Audit.events(q, key, value, fromTime: try time(since), toTime: try time(until), limit: limit)
+            let entries = try Audit.events(q, key, value, fromTime: from, toTime: to, limit: limit)
             if query.format == .json { return Terminal.json(["asOf": q.asOfJSON, "events": .array(entries.map(\.json))]) }
             var table = Table(["offset", "time", "actor", "stream", "type", "hash"], numeric: [0])
             for e in entries { table.add([String(e.offset), e.time.description, e.actor, e.stream, e.type, String(e.hash.description.prefix(16)) + "…"]) }
@@ -242,18 +244,17 @@ struct ChargebackCommand: ParsableCommand {
             """)
 
     @OptionGroup var query: QueryScope
-    @Option(help: "Start (inclusive), a time or a date (2026-11-23).") var from: String
-    @Option(help: "End (exclusive), a time or a date.") var to: String
+    @Option(help: "Start (inclusive): a date (2026-11-23) or an RFC 3339 time (2026-11-23T00:00:00Z).") var from: String
+    @Option(help: "End: a date includes that whole UTC day (--to 2026-11-29 ends at 2026-11-30T00:00Z); an RFC 3339 time is exclusive.") var to: String
     @Option(name: .customLong("group-by"), help: "Comma-separated: team, gpuType, project, model, day.") var groupBy: String = "team,gpuType"
     @Flag(name: .customLong("share-idle"), help: "Distribute idle cost to the teams.") var shareIdle = false
     @Option(name: .customLong("format"), help: "table, json, csv or focus (FOCUS 1.2 CSV).") var chargeFormat: ChargeFormat = .table
 
     enum ChargeFormat: String, ExpressibleByArgument { case table, json, csv, focus }
 
-    static func instant(_ text: String) throws -> Timestamp {
-        if let t = Timestamp(text) { return t }
-        if text.count == 10, let t = Timestamp(text + "T00:00:00.000Z") { return t }
-        throw ValidationError("\(text) is not a date (2026-11-23) or a time (2026-11-23T00:00:00.000Z)")
+    static func time(_ text: String, option: String) throws -> QueryTime {
+        guard let t = QueryTime(text) else { throw ValidationError(QueryTime.explain(text, option: option)) }
+        return t
     }
 
     func run() throws {
@@ -261,7 +262,9 @@ struct ChargebackCommand: ParsableCommand {
             guard let d = Chargeback.Dimension(rawValue: String(name)) else { throw ValidationError("--group-by takes team, gpuType, project, model, day; not \(name)") }
             return d
         }
-        let options = Chargeback.Options(from: try Self.instant(from), to: try Self.instant(to), groupBy: dims, shareIdle: shareIdle)
+        let end = try Self.time(to, option: "--to")
+        let options = Chargeback.Options(
+            from: try Self.time(from, option: "--from").instant, to: end.isDate ? end.endOfDay : end.instant, groupBy: dims, shareIdle: shareIdle)
         guard options.from < options.to else { throw ValidationError("--from must be before --to") }
         let q = try query.context()
         let report = try Chargeback.report(q, options)

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import ArgumentParser
 import LedgerCore
 import LedgerLog
@@ -37,15 +40,22 @@ struct ReadCommand: ParsableCommand {
 
     func run() throws {
         let reader = try LogReader(directory: data.resolved)
-        let cursor = reader.cursor(from: filters.from, end: filters.to.map { $0 + 1 }, filter: filters.filter)
-        try printAll(cursor)
+        let end = min(reader.head, filters.to.map { $0 + 1 } ?? Int64.max)
+        let cursor = reader.cursor(from: filters.from, end: end, filter: filters.filter)
+        // Progress only when the output goes somewhere else (a file, a pipe) and stderr is a terminal.
+        let progress = isatty(1) == 1 ? nil : Progress("read", total: max(0, end - filters.from))
+        try printAll(cursor) { progress?.update($0 - filters.from) }
+        progress?.finish()
         Terminal.flush()
     }
 }
 
-func printAll(_ cursor: LogCursor) throws {
+func printAll(_ cursor: any EventCursor, progress: (Int64) -> Void = { _ in }) throws {
     var line: [UInt8] = []
+    var n = 0
     while let view = try cursor.next() {
+        n += 1
+        if n & 1023 == 0 { progress(cursor.nextOffset) }
         line.removeAll(keepingCapacity: true)
         line.append(contentsOf: view.json)
         line.append(0x0A)
@@ -101,7 +111,9 @@ struct VerifyCommand: ParsableCommand {
 
     func run() throws {
         let start = monotonicSeconds()
-        let report = try Verifier.verify(directory: data.resolved)
+        let progress = Progress("verify", total: try LogReader(directory: data.resolved).head)
+        let report = try Verifier.verify(directory: data.resolved) { progress.update($0) }
+        progress.finish()
         let seconds = monotonicSeconds() - start
         switch format {
         case .json:

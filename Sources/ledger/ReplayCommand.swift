@@ -74,7 +74,9 @@ struct ReplayCommand: AsyncParsableCommand {
         let engine = try await LedgerEngine.open(directory: directory, options: options)
         do {
             let policy = AppendPolicy(actor: ProcessInfoLite.localActor, mode: .admin)
-            _ = try await engine.replay(lines: lines, name: eventsPath, policy: policy, resume: resume, snapshotEvery: snapshotEvery)
+            let progress = Progress("replay", total: Int64(lines.count))
+            _ = try await engine.replay(lines: lines, name: eventsPath, policy: policy, resume: resume, snapshotEvery: snapshotEvery) { progress.update(Int64($0)) }
+            progress.finish()
             try await engine.project()
         } catch {
             try? await engine.close()

@@ -199,3 +199,55 @@ func openLog(_ dataDir: DataDirectory, fsync: FsyncPolicy = .always, configure: 
     configure(&options)
     return try SegmentLog.open(directory: dataDir.resolved, options: options)
 }
+
+/// Progress of a long command on standard error — done, rate, time left — redrawn at most four
+/// times a second, and only when standard error is a terminal (scripts and logs see nothing).
+final class Progress: Sendable {
+    let label: String
+    let total: Int64?
+    let unit: String
+    private let enabled: Bool
+    private let started = monotonicSeconds()
+    private let last = Mutex<(draw: Double, drawn: Bool)>((0, false))
+
+    init(_ label: String, total: Int64?, unit: String = "events") {
+        self.label = label
+        self.total = total
+        self.unit = unit
+        enabled = isatty(2) == 1 && ProcessInfoLite.environment("LEDGER_NO_PROGRESS") == nil
+    }
+
+    func update(_ done: Int64) {
+        guard enabled else { return }
+        let now = monotonicSeconds()
+        let due = last.withLock { l -> Bool in
+            guard now - l.draw >= 0.25 else { return false }
+            l = (now, true)
+            return true
+        }
+        guard due else { return }
+        let rate = Double(done) / max(now - started, 0.001)
+        var text = "\r\u{1B}[K\(label): \(Format.count(done))"
+        if let total, total > 0 {
+            text += " / \(Format.count(total)) \(unit) (\(Int(Double(done) * 100 / Double(total)))%)"
+        } else {
+            text += " \(unit)"
+        }
+        text += ", \(Format.count(Int64(rate)))/s"
+        if let total, rate > 0, done < total { text += ", \(Self.duration(Double(total - done) / rate)) left" }
+        let bytes = Array(text.utf8)
+        bytes.withUnsafeBytes { _ = Glibc.write(2, $0.baseAddress!, $0.count) }
+    }
+
+    /// Clears the line.
+    func finish() {
+        guard enabled, last.withLock({ $0.drawn }) else { return }
+        let clear = Array("\r\u{1B}[K".utf8)
+        clear.withUnsafeBytes { _ = Glibc.write(2, $0.baseAddress!, $0.count) }
+    }
+
+    static func duration(_ seconds: Double) -> String {
+        let s = Int(seconds.rounded(.up))
+        return s < 60 ? "\(s) s" : s < 3600 ? "\(s / 60) min \(s % 60) s" : "\(s / 3600) h \(s % 3600 / 60) min"
+    }
+}
