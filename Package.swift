@@ -137,7 +137,7 @@ let package = Package(
         .testTarget(
             name: "LedgerServerTests",
             dependencies: [
-                "LedgerServer", "LedgerEngine", "LedgerLog", "LedgerCore", "LedgerTestSupport",
+                "LedgerServer", "LedgerEngine", "LedgerLog", "LedgerCore", "LedgerTestSupport", "LedgerSimulator",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

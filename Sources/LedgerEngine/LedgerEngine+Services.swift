@@ -17,7 +17,7 @@ extension LedgerEngine {
     /// durable and checkpoint, and the log closes last.
     public func services() -> (processors: ProcessorService?, projector: ProjectorService?, log: LogService) {
         let processors = runner.map { _ in ProcessorService(engine: EngineBox(self)) }
-        let projector = self.projector.map { ProjectorService(projector: $0, log: log, metrics: options.metrics, logger: options.logger) }
+        let projector = self.projector.map { ProjectorService(projector: $0, log: log, metrics: options.metrics, logger: options.logger, interval: options.projectorInterval) }
         return (processors, projector, LogService(log: log, logger: options.logger))
     }
 
@@ -53,6 +53,9 @@ public struct ProcessorService: Service {
                 logger.critical("the processors stopped: \(LedgerError.wrap(error).description)")
                 throw error
             }
+            // Under load, fold what arrived in the meantime in one round rather than one per
+            // group commit (the heads in between coalesce).
+            try? await Task.sleep(for: engine.options.processorInterval)
         }
         if let failure = engine.log.failure {
             logger.critical("the processors stopped with the log: \(failure.description)")
@@ -73,11 +76,15 @@ public struct ProjectorService: Service {
     let log: any EventLog
     let metrics: EngineMetrics?
     let logger: Logger
+    let interval: Duration
 
     public func run() async throws {
-        for await head in log.headUpdates().cancelOnGracefulShutdown() {
-            let checkpoint = try await projector.catchUp(to: head)
+        for await _ in log.headUpdates().cancelOnGracefulShutdown() {
+            // Up to the head as it is now (not the value that woke us: it may be old).
+            let checkpoint = try await projector.catchUp(to: log.head)
             metrics?.projectionLag.record(max(0, log.head - checkpoint.nextOffset))
+            // Small transactions when caught up, but not one per group commit under load.
+            try? await Task.sleep(for: interval)
         }
         projector.close()
         logger.info("projector stopped")

@@ -20,6 +20,10 @@ public struct EngineOptions: Sendable {
     public var snapshotEvery: Int64 = 200_000
     /// Events per processor round.
     public var chunk = 8192
+    /// Continuous mode: the least time between two rounds of the processors, and between two
+    /// catch-ups of the projector (what arrives meanwhile is folded together).
+    public var processorInterval: Duration = .milliseconds(5)
+    public var projectorInterval: Duration = .milliseconds(20)
     /// Called before the processors' Nth append (fault tests kill the process there).
     public var beforeProcessorAppend: (@Sendable (Int) -> Void)?
     public var logger = Logger(label: "ledger.engine")

@@ -139,11 +139,13 @@ public final class SLOBurn: Processor {
             guard let deployment = d.string("deployment"), let endText = d.string("windowEnd"), let end = Timestamp(endText),
                 let requests = d.double("requests")
             else { return [] }
-            var series = state.series[deployment] ?? Series()
-            series.add(Observation(end: end.milliseconds, requests: requests, errors: d.double("errors") ?? 0, slow: d.double("slowRequests") ?? 0, id: event.id))
-            state.series[deployment] = series
+            // Added in place: a copy taken out of the dictionary would copy the whole series
+            // (copy on write) for every observation.
+            state.series[deployment, default: Series()].add(
+                Observation(end: end.milliseconds, requests: requests, errors: d.double("errors") ?? 0, slow: d.double("slowRequests") ?? 0, id: event.id))
+            guard let slos = state.byDeployment[deployment], !slos.isEmpty, let series = state.series[deployment] else { return [] }
             var out = DecisionBuilder(processor: name, trigger: event)
-            for sloName in state.byDeployment[deployment] ?? [] {
+            for sloName in slos {
                 guard let slo = state.slos[sloName] else { continue }
                 for pair in SLOBurn.pairs {
                     let key = "\(sloName)/\(pair.severity)/\(pair.long)/\(pair.short)"

@@ -9,11 +9,6 @@ extension HTTPField.Name {
     static let lastEventID = HTTPField.Name("Last-Event-ID")!
 }
 
-/// A subscription's cursor, handed to the blocking pool and back: one user at a time.
-final class CursorBox: @unchecked Sendable {
-    // @unchecked: used by one subscription at a time, sequentially (its task, or a pool job it awaits).
-    var cursor: (any EventCursor)?
-}
 
 extension LedgerAPI {
     /// `GET /v1/subscribe?from&stream&category&type` as Server-Sent Events.
@@ -56,39 +51,49 @@ extension LedgerAPI {
             var position = start
             var lagging = false
             var sentSinceTick = false
-            let box = CursorBox()
+            let feed = self.hub.feed
             var wakeups = wakes.makeAsyncIterator()
             while true {
-                while true {
-                    let head = self.log.head
-                    guard position < head else { break }
-                    self.metrics.subscriptionLag.record(head - position)
-                    if head - position > self.configuration.lagBound {
-                        if !lagging {
-                            lagging = true
-                            try await writer.write(ByteBuffer(string: "event: lagging\ndata: {\"behind\":\(head - position),\"head\":\(head),\"position\":\(position)}\n\n"))
+                let head = self.log.head
+                if head - position > self.configuration.lagBound {
+                    if !lagging {
+                        lagging = true
+                        try await writer.write(ByteBuffer(string: "event: lagging\ndata: {\"behind\":\(head - position),\"head\":\(head),\"position\":\(position)}\n\n"))
+                    }
+                } else if position >= head {
+                    lagging = false
+                }
+                if let chunks = feed.chunks(from: position) {
+                    if !chunks.isEmpty {
+                        // Near the head: the shared, already encoded messages.
+                        for chunk in chunks where chunk.end > position {
+                            let (buffer, n) = Self.messages(of: chunk, from: position, filter: filter)
+                            position = chunk.end
+                            if n > 0 {
+                                try await writer.write(buffer)
+                                self.metrics.delivered.increment(by: n)
+                                sentSinceTick = true
+                            }
                         }
+                        self.metrics.subscriptionLag.record(max(0, self.log.head - position))
+                        continue
+                    }
+                } else {
+                    // Behind the shared messages: catch up from the log, a chunk at a time, on the
+                    // blocking pool (disk reads).
+                    if position < head {
+                        self.metrics.subscriptionLag.record(head - position)
                         let at = position
-                        let (bytes, next, n) = try await self.blocking { try self.readMessages(from: at, end: head, filter: filter, box: box, cache: false) }
+                        let (bytes, next, n) = try await self.blocking { try self.readMessages(from: at, end: head, filter: filter) }
                         position = next
                         if n > 0 {
                             try await writer.write(ByteBuffer(bytes: bytes))
                             self.metrics.delivered.increment(by: n)
                             sentSinceTick = true
                         }
-                    } else {
-                        // Near the head the events are in the page cache (and their messages in
-                        // the shared cache): read them here, without a hop to the pool.
-                        let (bytes, next, n) = try self.readMessages(from: position, end: head, filter: filter, box: box, cache: true)
-                        position = next
-                        if n > 0 {
-                            try await writer.write(ByteBuffer(bytes: bytes))
-                            self.metrics.delivered.increment(by: n)
-                            sentSinceTick = true
-                        }
+                        continue
                     }
                 }
-                lagging = false
                 guard let wake = await wakeups.next() else { break }
                 if case .tick = wake {
                     if !sentSinceTick { try await writer.write(ByteBuffer(string: ": heartbeat\n\n")) }
@@ -103,47 +108,34 @@ extension LedgerAPI {
             body: body)
     }
 
-    /// SSE messages of the matching events in [from, end), at most one chunk; returns them, the
-    /// offset to go on from, and how many there are. With `cache`, messages come from (and go
-    /// to) the shared cache, so each event becomes a CloudEvent once for all live subscribers.
-    func readMessages(from: Int64, end: Int64, filter: EventFilter, box: CursorBox, cache useCache: Bool) throws -> ([UInt8], Int64, Int) {
+    /// The messages of `chunk` from `position` on that match `filter`: a slice of the shared
+    /// buffer when nothing is filtered out, else a buffer of the matching messages.
+    static func messages(of chunk: MessageFeed.Chunk, from position: Int64, filter: EventFilter) -> (ByteBuffer, Int) {
+        let first = Int(max(0, position - chunk.start))
+        guard first < chunk.entries.count else { return (ByteBuffer(), 0) }
+        if filter == .all {
+            let from = chunk.entries[first].range.lowerBound
+            return (chunk.bytes.getSlice(at: chunk.bytes.readerIndex + from, length: chunk.bytes.readableBytes - from) ?? ByteBuffer(), chunk.entries.count - first)
+        }
+        var out = ByteBuffer()
+        var n = 0
+        for e in chunk.entries[first...] {
+            guard filter.stream.map({ $0 == e.stream }) ?? true, filter.type.map({ $0 == e.type }) ?? true,
+                filter.category.map({ e.stream.hasPrefix($0 + "-") }) ?? true
+            else { continue }
+            var slice = chunk.bytes.getSlice(at: chunk.bytes.readerIndex + e.range.lowerBound, length: e.range.count)!
+            out.writeBuffer(&slice)
+            n += 1
+        }
+        return (out, n)
+    }
+
+    /// SSE messages of the matching events in [from, end), read from the log (at most one
+    /// chunk's worth); returns them, the offset to go on from, and how many there are.
+    func readMessages(from: Int64, end: Int64, filter: EventFilter) throws -> ([UInt8], Int64, Int) {
         var out: [UInt8] = []
         var n = 0
         var position = from
-        let stop = min(end, from + Int64(configuration.subscriptionChunk))
-        if useCache {
-            while position < stop {
-                if let e = cache.get(position) {
-                    if (filter.stream == nil || filter.stream == e.stream) && (filter.type == nil || filter.type == e.type)
-                        && (filter.category == nil || e.stream.hasPrefix(filter.category! + "-"))
-                    {
-                        out += e.message
-                        n += 1
-                    }
-                    position += 1
-                    continue
-                }
-                // A miss: read from the log (unfiltered, to fill the cache for everyone).
-                if box.cursor == nil { box.cursor = log.cursor(from: position, end: nil, filter: .all) }
-                let cursor = box.cursor!
-                cursor.seek(to: position)
-                while position < stop, let view = try cursor.next() {
-                    let message = try CloudEvent.sseMessage(view, source: configuration.source)
-                    let entry = MessageCache.Entry(offset: view.offset, stream: view.stream, type: view.type, message: message)
-                    cache.put(entry)
-                    if filter.stream.map({ $0 == entry.stream }) ?? true, filter.type.map({ $0 == entry.type }) ?? true,
-                        filter.category.map({ entry.stream.hasPrefix($0 + "-") }) ?? true
-                    {
-                        out += message
-                        n += 1
-                    }
-                    position = view.offset + 1
-                }
-                break
-            }
-            return (out, position, n)
-        }
-        // Catching up from far behind: a filtered cursor, messages built for this subscriber only.
         let cursor = log.cursor(from: position, end: end, filter: filter)
         while n < configuration.subscriptionChunk, let view = try cursor.next() {
             out += try CloudEvent.sseMessage(view, source: configuration.source)

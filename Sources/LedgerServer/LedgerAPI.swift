@@ -19,7 +19,6 @@ public final class LedgerAPI: Sendable {
     public let hub: SubscriptionHub
     /// The segment log's directory, for `GET /v1/verify` (nil: not a segment log).
     public let dataDirectory: String?
-    let cache = MessageCache()
     let inFlight = InFlightCounter()
     let subscriptions = Mutex<[String: Int]>([:])
     let pool: BlockingPool
@@ -37,7 +36,7 @@ public final class LedgerAPI: Sendable {
         self.metrics = metrics
         self.dataDirectory = dataDirectory
         self.pool = pool
-        hub = SubscriptionHub(log: log, heartbeatSeconds: configuration.heartbeatSeconds)
+        hub = SubscriptionHub(log: log, heartbeatSeconds: configuration.heartbeatSeconds, source: configuration.source)
     }
 
     /// Runs blocking work (log reads, SQLite) on the blocking pool.

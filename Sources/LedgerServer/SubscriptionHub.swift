@@ -23,9 +23,14 @@ public final class SubscriptionHub: Service, Sendable {
     private let state = Mutex(State())
     let log: any EventLog
     let heartbeat: Duration
+    /// The messages of the newest events, encoded once per head move for every subscriber.
+    let feed: MessageFeed
+    let source: String
 
-    init(log: any EventLog, heartbeatSeconds: Double) {
+    init(log: any EventLog, heartbeatSeconds: Double, source: String) {
         self.log = log
+        self.source = source
+        feed = MessageFeed(start: log.head)
         heartbeat = .milliseconds(Int64(max(0.05, heartbeatSeconds) * 1000))
     }
 
@@ -65,7 +70,19 @@ public final class SubscriptionHub: Service, Sendable {
     public func run() async throws {
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
-                for await head in self.log.headUpdates() { self.broadcast(.head(head)) }
+                var cursor: (any EventCursor)? = nil
+                for await head in self.log.headUpdates() {
+                    do {
+                        try self.feed.extend(to: head, log: self.log, cursor: &cursor, source: self.source)
+                    } catch {
+                        // Subscribers fall back to reading the log themselves.
+                        cursor = nil
+                    }
+                    self.broadcast(.head(head))
+                    // Wake subscribers at most every 2 ms: under load each wake-up then carries
+                    // more events in fewer, larger writes; the heads in between coalesce.
+                    try? await Task.sleep(for: .milliseconds(2))
+                }
             }
             group.addTask {
                 while !Task.isCancelled {

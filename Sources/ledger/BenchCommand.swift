@@ -10,7 +10,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks that print events/s, MB/s, latency percentiles and peak memory.",
-        subcommands: [BenchAppend.self, BenchReplay.self, BenchProcess.self, BenchOpenChild.self, BenchStages.self])
+        subcommands: [BenchAppend.self, BenchHTTP.self, BenchReplay.self, BenchProcess.self, BenchOpenChild.self, BenchStages.self])
 }
 
 struct BenchAppend: AsyncParsableCommand {

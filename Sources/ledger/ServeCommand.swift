@@ -55,6 +55,10 @@ struct ServeCommand: AsyncParsableCommand {
     var lagBound: Int64 = 10_000
     @Option(help: "Events the projections may be behind before /readyz answers 503.")
     var readyLagBound: Int64 = 10_000
+    @Flag(help: "Run without the processors (a ledger that records, and decides nothing).")
+    var noProcessors = false
+    @Flag(help: "Run without the projections (the read-model endpoints answer 404).")
+    var noProjections = false
 
     func validate() throws {
         guard parseListen() != nil else { throw ValidationError("--listen takes HOST:PORT, e.g. 127.0.0.1:8480 or [::1]:8480") }
@@ -100,6 +104,8 @@ struct ServeCommand: AsyncParsableCommand {
         }
 
         var options = EngineOptions()
+        options.processors = !noProcessors
+        options.projections = !noProjections
         options.logger = logger
         options.metrics = EngineMetrics(factory: factory)
         options.log.maxDataBytes = maxDataBytes
