@@ -88,3 +88,12 @@ public final class BlockingPool: Sendable {
     }
 
 }
+
+/// glibc's malloc_trim (a GNU extension the Glibc module does not export).
+@_silgen_name("malloc_trim")
+private func mallocTrim(_ pad: Int) -> Int32
+
+/// Gives the heap's free memory back to the system (after work that needed a lot for a moment,
+/// such as encoding a large snapshot), so a long-running process does not stay at its high-water
+/// mark.
+public func releaseFreeMemory() { _ = mallocTrim(0) }

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 import LedgerCore
 public import LedgerLog
@@ -170,5 +173,8 @@ public struct Snapshots: Sendable {
         guard let directory else { return }
         try FileIO.makeDirectory(directory)
         for (path, bytes) in files { try FileIO.writeAtomically(path, bytes, directory: directory) }
+        // Encoding a large state takes memory for a moment: give it back to the system rather
+        // than leaving the heap at its high-water mark.
+        releaseFreeMemory()
     }
 }
