@@ -21,9 +21,9 @@ struct BenchHTTP: AsyncParsableCommand {
             The server is `ledger serve` in a child process on a fresh data directory.
             """)
 
-    enum Scenario: String, ExpressibleByArgument, CaseIterable { case all, single, batches, sse }
+    enum Scenario: String, ExpressibleByArgument, CaseIterable { case all, single, batches, sse, overload }
 
-    @Option(help: "all, single, batches or sse.")
+    @Option(help: "all, single, batches, sse or overload.")
     var scenario: Scenario = .all
     @Option(help: "Connections (and in-process tasks) of the single scenario.")
     var connections: Int = 64
@@ -54,6 +54,7 @@ struct BenchHTTP: AsyncParsableCommand {
         if scenario == .all || scenario == .single { try await single(base + "/single") }
         if scenario == .all || scenario == .batches { try await batches(base + "/batches") }
         if scenario == .all || scenario == .sse { try await sse(base + "/sse") }
+        if scenario == .all || scenario == .overload { try overload(base + "/overload") }
         Terminal.flush()
     }
 
@@ -207,6 +208,44 @@ struct BenchHTTP: AsyncParsableCommand {
         let rate = result.requestsPerSecond * Double(batchSize)
         _ = rate
         Terminal.line("batches, over HTTP (wrk, \(batchConnections) connections, \(batchSize) events per request): \(Format.count(Int64(rate))) events/s, p50 \(result.p50) p99 \(result.p99) per request, \(result.errors) non-2xx; \(Format.fixed(rate / inProcessRate, 2))× the in-process figure (target ≥ 0.8×)")
+        Terminal.flush()
+    }
+
+    // MARK: overload
+
+    /// Twice the connections the server takes at once: the excess is shed with 503 at once, the
+    /// admitted appends go on at the sustainable rate, and health checks stay fast.
+    func overload(_ dir: String) throws {
+        let limit = connections
+        let server = try ServerChild(dataDir: dir, extra: ["--max-concurrent-requests", String(limit)])
+        defer { server.stop() }
+        let script = dir + "-single.lua"
+        try writeFile(script, Array(Self.singleScript.utf8))
+        let port = server.port
+        let probes = SampleTable(count: 100_000)
+        let stop = Atomic<Bool>(false)
+        let probed = Atomic<Int>(0)
+        startThread(name: "bench-probe") {
+            guard let conn = try? HTTPConnection(port: port) else { return }
+            var i = 0
+            while !stop.load(ordering: .relaxed) && i < 100_000 {
+                let t0 = monotonicSeconds()
+                guard let (status, _) = try? conn.get("/healthz"), status == 200 else { break }
+                probes.set(i, monotonicSeconds() - t0)
+                i += 1
+                probed.store(i, ordering: .relaxed)
+                usleep(10_000)
+            }
+            conn.close()
+        }
+        let result = try Wrk.run(url: server.url + "/v1/append", connections: limit * 2, seconds: seconds, script: script)
+        stop.store(true, ordering: .relaxed)
+        usleep(50_000)
+        let latencies = probes.snapshot().prefix(probed.load(ordering: .relaxed)).sorted()
+        func p(_ q: Double) -> String { latencies.isEmpty ? "-" : Format.fixed(latencies[min(latencies.count - 1, Int(Double(latencies.count) * q))] * 1000, 2) + " ms" }
+        let shed = Double(result.errors) / Double(seconds)
+        let admitted = result.requestsPerSecond - shed
+        Terminal.line("overload: \(limit * 2) connections against a limit of \(limit) requests in flight: \(Format.count(Int64(admitted))) appends/s admitted, \(Format.count(Int64(shed))) requests/s shed with 503; GET /healthz meanwhile p50 \(p(0.5)), p99 \(p(0.99)) over \(latencies.count) probes")
         Terminal.flush()
     }
 
@@ -438,6 +477,10 @@ final class HTTPConnection {
     /// POST with a JSON body; the status and the body (Content-Length framed).
     func post(_ path: String, body: [UInt8]) throws -> (Int, [UInt8]) {
         try send(Array("POST \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\n\r\n".utf8) + body)
+        return try readResponse()
+    }
+
+    private func readResponse() throws -> (Int, [UInt8]) {
         var data: [UInt8] = []
         while true {
             guard let chunk = readSome() else { throw LedgerError(.io, "connection closed") }
@@ -457,6 +500,12 @@ final class HTTPConnection {
             if !rest.isEmpty { pending = rest }
             return (status, Array(data[(end + 4)..<(end + 4 + length)]))
         }
+    }
+
+    /// A GET answered with a Content-Length body.
+    func get(_ path: String) throws -> (Int, [UInt8]) {
+        try send(Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8))
+        return try readResponse()
     }
 
     /// Starts a streamed GET; true once the response head says 200 (the body follows, chunked).

@@ -220,3 +220,32 @@ import Testing
         try await f.close()
     }
 }
+
+@Suite struct SheddingTests {
+    /// Above the limit of requests in flight, requests are answered 503 with Retry-After at once,
+    /// and health, readiness and metrics still answer.
+    @Test func overloadIsShedWithRetryAfter() async throws {
+        let f = try await ServerFixture { $0.maxConcurrentRequests = 2 }
+        let app = try buildApplication(f.api)
+        try await app.test(.router) { client in
+            // Two requests in flight (held here), a third is refused.
+            #expect(f.api.inFlight.enter(limit: 2))
+            #expect(f.api.inFlight.enter(limit: 2))
+            let r = try await client.call(.post, "/v1/append", token: TestTokens.token("writer"), json: body(queued("x")))
+            #expect(r.status == .serviceUnavailable)
+            #expect(r.errorCode == "overloaded")
+            #expect(r.headers[.retryAfter] == "1")
+            #expect(try await client.call(.get, "/healthz").status == .ok)
+            #expect(try await client.call(.get, "/readyz").status == .ok)
+            let metrics = try await client.call(.get, "/metrics")
+            #expect(metrics.text.contains("ledger_http_shed_total 1"))
+            f.api.inFlight.leave()
+            // One slot free again: served.
+            #expect(try await client.call(.post, "/v1/append", token: TestTokens.token("writer"), json: body(queued("x"))).status == .ok)
+            f.api.inFlight.leave()
+            #expect(f.api.inFlight.value == 0)
+            #expect(f.engine.head == 1)
+        }
+        try await f.close()
+    }
+}
