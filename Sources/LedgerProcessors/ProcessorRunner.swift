@@ -114,7 +114,8 @@ public final class ProcessorRunner {
             cursor.seek(to: low)
             while cursor.nextOffset < high, let view = try cursor.next() {
                 if view.offset >= high { break }
-                let env = wanted.contains(view.type) ? try view.envelope() : nil
+                // Processors read every type as its newest version (Schemas/evolution.md).
+                let env = wanted.contains(view.type) ? try view.envelope().upcast() : nil
                 slice.append((view.offset, view.id, env))
             }
             for (i, p) in processors.enumerated() {

@@ -22,6 +22,9 @@ public final class Scheduler: Processor {
         var removed: Bool
         /// Jobs running on the node (indices into `jobs`), in admission order.
         var jobs: [Int]
+        /// BestEffortFIFO's starvation guard: the job this node is kept for (nothing else is
+        /// placed on it until that job is admitted).
+        var reservedFor: Int? = nil
         var free: Int { removed ? 0 : max(0, capacity - used) }
     }
 
@@ -30,7 +33,10 @@ public final class Scheduler: Processor {
         var borrowingLimit: Int
         var cohort: String?
         var weight: Double
+        /// `BestEffortFIFO`, or nil for `StrictFIFO` (what every quota was before v2).
+        var bestEffort: Bool? = nil
         var limit: Int { nominal + (cohort == nil ? 0 : borrowingLimit) }
+        var isBestEffort: Bool { bestEffort ?? false }
     }
 
     enum JobStatus: String, Codable { case queued, running, finished }
@@ -55,6 +61,10 @@ public final class Scheduler: Processor {
         var admission: Int64
         /// Allocated by someone else (an import, a manual allocation): occupancy, never a victim.
         var external: Bool
+        /// BestEffortFIFO: how many times a later job of its team was admitted while it did not fit.
+        var passedOver: Int? = nil
+        /// The node kept for it once it was passed over more than ``Scheduler/starvationBound`` times.
+        var reserved: Int? = nil
     }
 
     /// One team's share of one GPU type: its quota, usage and queue.
@@ -91,6 +101,11 @@ public final class Scheduler: Processor {
         var admissions: Int64 = 0
     }
 
+    /// BestEffortFIFO's starvation bound: a job passed over more than this many times (a later job
+    /// of its team admitted while it did not fit) reserves the node where it fits soonest; nothing
+    /// else is placed there, and its team's later jobs no longer pass it, until it is admitted.
+    public static let starvationBound = 16
+
     var state = State()
     /// Output events made since creation (for the benchmark).
     public private(set) var decisionCount = 0
@@ -104,7 +119,7 @@ public final class Scheduler: Processor {
 
     public func apply(_ event: Envelope) -> [Decision] {
         var out = DecisionBuilder(processor: name, trigger: event)
-        let d = event.data
+        let d = event.upcast().data  // a v1 quota.set reads as StrictFIFO
         var dirty: Set<String> = []
         switch event.type {
         case "node.registered":
@@ -122,6 +137,7 @@ public final class Scheduler: Processor {
         case "node.removed":
             guard let node = d.string("node"), let n = state.nodeIndex[node] else { break }
             state.nodes[n].removed = true
+            unreserve(node: n)
             for j in state.nodes[n].jobs where !state.jobs[j].external {
                 preempt(j, preemptor: nil, reason: "NodeRemoved", at: event.time.milliseconds, &out)
             }
@@ -130,7 +146,10 @@ public final class Scheduler: Processor {
             guard let team = d.string("team"), let type = d.string("gpuType"), let nominal = d.int("nominal") else { break }
             let p = poolNumber(team, type)
             if let old = state.pools[p].quota?.cohort { state.cohorts[old + "/" + type]?.removeAll { $0 == p } }
-            let q = Quota(nominal: nominal, borrowingLimit: d.int("borrowingLimit") ?? 0, cohort: d.string("cohort"), weight: d.double("weight") ?? 1)
+            let strategy = d.string("queueingStrategy") ?? "BestEffortFIFO"  // v2's default (a v1 event was upcast to StrictFIFO)
+            let q = Quota(
+                nominal: nominal, borrowingLimit: d.int("borrowingLimit") ?? 0, cohort: d.string("cohort"), weight: d.double("weight") ?? 1,
+                bestEffort: strategy == "BestEffortFIFO" ? true : nil)
             state.pools[p].quota = q
             if let cohort = q.cohort { insertSorted(&state.cohorts[cohort + "/" + type, default: []], p) }
             dirty.insert(type)
@@ -255,6 +274,7 @@ public final class Scheduler: Processor {
     /// A job that is over (rejected, completed, cancelled, released by others): forgotten, its
     /// slot free for the next one. Later events about it change nothing.
     func finish(_ j: Int) {
+        if let n = state.jobs[j].reserved { unreserve(node: n) }
         state.jobs[j].status = .finished
         state.jobIndex[state.jobs[j].name] = nil
         state.freeSlots.append(j)
@@ -322,10 +342,12 @@ public final class Scheduler: Processor {
         return true
     }
 
-    /// The fitting node with the fewest free GPUs, ties by name.
-    func bestFit(_ type: String, _ gpus: Int) -> Int? {
+    /// The fitting node with the fewest free GPUs, ties by name — leaving out nodes kept for
+    /// another job (BestEffortFIFO's starvation guard).
+    func bestFit(_ type: String, _ gpus: Int, for j: Int) -> Int? {
         var best: (Int, Int)? = nil
         for n in state.nodesByType[type] ?? [] {
+            if let holder = state.nodes[n].reservedFor, holder != j { continue }
             let free = state.nodes[n].free
             if free >= gpus && (best == nil || free < best!.0) {
                 best = (free, n)
@@ -338,34 +360,99 @@ public final class Scheduler: Processor {
     func schedule(_ type: String, at now: Int64, _ out: inout DecisionBuilder) {
         let pools = state.poolsByType[type] ?? []
         var blocked: Set<Int> = []
+        // BestEffortFIFO, within this pass: the jobs of each pool that did not fit (passed over),
+        // and the smallest size that did not fit (no larger job of the pool fits either until
+        // something is admitted: quota and node room only shrink with size).
+        var skipped: [Int: [Int]] = [:]
+        var smallestMiss: [Int: Int] = [:]
         while true {
-            // The best head among the pools not blocked: priority, then FIFO.
+            // The best candidate among the pools not blocked: priority, then FIFO.
             var head: Int? = nil
             for p in pools where !blocked.contains(p) {
-                guard let first = state.pools[p].queue.last else { continue }
+                guard let first = candidate(p, skipped: skipped[p], smallestMiss: smallestMiss[p]) else { continue }
                 if head == nil || before(first, head!) { head = first }
             }
             guard let j = head else { return }
             let p = state.jobs[j].pool
-            // A head that cannot fit now waits, even if the quota was lowered or nodes removed
-            // since it was queued (rejection is decided once, when a job is queued; a node may
-            // come back): it blocks its team's later jobs of this type (StrictFIFO).
-            if quotaAdmits(p, state.jobs[j].gpus, usageOf: { self.state.pools[$0].usage }), let node = bestFit(type, state.jobs[j].gpus) {
+            let gpus = state.jobs[j].gpus
+            if quotaAdmits(p, gpus, usageOf: { self.state.pools[$0].usage }), let node = bestFit(type, gpus, for: j) {
                 admit(j, on: node, at: now, &out)
+                // Everything of the team it went past was passed over once more.
+                for s in skipped[p] ?? [] where state.jobs[s].status == .queued { passOver(s) }
+                skipped[p] = nil
+                smallestMiss[p] = nil
                 continue
             }
-            if let (node, victims) = preemptionPlan(j) {
+            // Preemption is tried for a team's true head only.
+            if state.pools[p].queue.last == j, let (node, victims) = preemptionPlan(j) {
                 for (victim, reason) in victims { preempt(victim, preemptor: state.jobs[j].name, reason: reason, at: now, &out) }
                 admit(j, on: node, at: now, &out)
                 blocked.removeAll()
+                skipped.removeAll()
+                smallestMiss.removeAll()
                 continue
             }
-            blocked.insert(p)  // StrictFIFO: the team's later jobs of this type wait
+            // A job that cannot fit now waits, even if the quota was lowered or nodes removed
+            // since it was queued (rejection is decided once, when a job is queued; a node may
+            // come back). StrictFIFO: it blocks its team's later jobs of this type. BestEffortFIFO:
+            // it is passed over and the team's next job is tried — unless it holds a reservation.
+            if !quota(p).isBestEffort || state.jobs[j].reserved != nil {
+                blocked.insert(p)
+            } else {
+                skipped[p, default: []].append(j)
+                smallestMiss[p] = min(smallestMiss[p] ?? Int.max, gpus)
+            }
         }
+    }
+
+    /// The job pool `p` offers next: its head (StrictFIFO), or the first job in order that was not
+    /// passed over in this pass and could fit (BestEffortFIFO); nil when none. A passed-over job
+    /// holding a reservation stops the scan: the team waits behind it.
+    func candidate(_ p: Int, skipped: [Int]?, smallestMiss: Int?) -> Int? {
+        let queue = state.pools[p].queue
+        guard let head = queue.last else { return nil }
+        guard let skipped, !skipped.isEmpty else { return head }
+        var i = queue.count - 1
+        while i >= 0 {
+            let j = queue[i]
+            if skipped.contains(j) {
+                if state.jobs[j].reserved != nil { return nil }
+            } else if state.jobs[j].gpus < (smallestMiss ?? Int.max) {
+                return j
+            }
+            i -= 1
+        }
+        return nil
+    }
+
+    /// A later job of its team was admitted while job `j` did not fit; past the bound, `j`
+    /// reserves the node where it fits soonest.
+    func passOver(_ j: Int) {
+        let count = (state.jobs[j].passedOver ?? 0) + 1
+        state.jobs[j].passedOver = count
+        guard count > Scheduler.starvationBound, state.jobs[j].reserved == nil else { return }
+        let gpus = state.jobs[j].gpus
+        var best: Int? = nil
+        for n in state.nodesByType[state.jobs[j].gpuType] ?? [] {
+            let node = state.nodes[n]
+            guard !node.removed, node.capacity >= gpus, node.reservedFor == nil else { continue }
+            if best == nil || node.free > state.nodes[best!].free { best = n }  // ties: the earlier name
+        }
+        guard let n = best else { return }
+        state.nodes[n].reservedFor = j
+        state.jobs[j].reserved = n
+    }
+
+    func unreserve(node n: Int) {
+        guard let j = state.nodes[n].reservedFor else { return }
+        state.nodes[n].reservedFor = nil
+        if state.jobs[j].reserved == n { state.jobs[j].reserved = nil }
     }
 
     func admit(_ j: Int, on n: Int, at now: Int64, _ out: inout DecisionBuilder) {
         dequeue(j)
+        if let r = state.jobs[j].reserved { unreserve(node: r) }
+        state.jobs[j].passedOver = nil
         let p = state.jobs[j].pool
         state.pools[p].usage += state.jobs[j].gpus
         let after = state.pools[p].usage
@@ -446,6 +533,7 @@ public final class Scheduler: Processor {
         var victims: [(Int, String)] = []
         for n in state.nodesByType[job.gpuType] ?? [] {
             guard !state.nodes[n].removed, state.nodes[n].capacity >= job.gpus else { continue }
+            if let holder = state.nodes[n].reservedFor, holder != j { continue }  // kept for another job
             let nodeFree = state.nodes[n].free
             // Candidates on this node: lowest priority first, then the latest admitted.
             candidates.removeAll(keepingCapacity: true)

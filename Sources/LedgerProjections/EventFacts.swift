@@ -35,7 +35,7 @@ struct EventFacts: Sendable {
         type = view.type
         (actor, causationId) = EventFacts.leadingMembers(view.json)
         hot = parse ? EventFacts.hotFacts(type, view.json) : nil
-        envelope = parse && hot == nil ? try view.envelope() : nil
+        envelope = parse && hot == nil ? try view.envelope().upcast() : nil  // read as the newest version
         hash = envelope?.hash.description ?? EventFacts.hashMember(view)
     }
 

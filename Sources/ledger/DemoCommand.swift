@@ -184,8 +184,9 @@ struct DemoCommand: AsyncParsableCommand {
         Terminal.line(indent(table.render()))
         Terminal.line("Alerts (processor:slo, processor:drift):")
         for a in f.alerts { Terminal.line("  " + Self.alertLine(a.envelope)) }
-        let missing = EventCatalog.standard.allTypes.map(\.name).filter { counts[$0] == nil }
-        Terminal.line("Catalog: \(EventCatalog.standard.allTypes.count - missing.count) of \(EventCatalog.standard.allTypes.count) event types in the log" + (missing.isEmpty ? "" : " (missing: \(missing.joined(separator: ", ")))"))
+        let names = Set(EventCatalog.standard.allTypes.map(\.name)).sorted()
+        let missing = names.filter { counts[$0] == nil }
+        Terminal.line("Catalog: \(names.count - missing.count) of \(names.count) event types in the log" + (missing.isEmpty ? "" : " (missing: \(missing.joined(separator: ", ")))"))
         Terminal.flush()
         return f.rollouts.first { !$0.promoted }?.offset
     }

@@ -26,12 +26,12 @@ final class Play: @unchecked Sendable {
     /// Appends a client event `seconds` after the previous one; returns its id and the decisions
     /// that followed it.
     @discardableResult
-    func add(_ type: String, _ data: JSONValue, after seconds: Double = 1, actor: String = "user:test") async throws -> (EventID, [(type: String, data: JSONObject)]) {
+    func add(_ type: String, _ data: JSONValue, after seconds: Double = 1, actor: String = "user:test", schemaVersion: Int = 1) async throws -> (EventID, [(type: String, data: JSONObject)]) {
         clock += Int64(seconds * 1000)
         let t = EventCatalog.standard.type(type)!
         let object = data.objectValue!
         let id = EventID.random()
-        let request = AppendRequest(stream: t.stream(for: object)!, type: type, data: object, id: id, time: Timestamp(milliseconds: clock), actor: actor)
+        let request = AppendRequest(stream: t.stream(for: object)!, type: type, data: object, id: id, schemaVersion: schemaVersion, time: Timestamp(milliseconds: clock), actor: actor)
         _ = try await log.append([request], policy: AppendPolicy(actor: "user:admin", mode: .admin))
         let made = try await runner.runToQuiescence()
         for d in made { decisions.append((d.offset, d.decision.type, d.decision.data, d.decision.causationId, d.decision.correlationId)) }
@@ -46,11 +46,14 @@ final class Play: @unchecked Sendable {
         try await add("node.registered", ["node": .string(name), "gpuType": .string(type), "gpuCount": .number(Double(gpus))])
     }
 
-    func quota(_ team: String, _ type: String = "a100", nominal: Int, borrowing: Int = 0, cohort: String? = nil, weight: Double? = nil) async throws {
+    /// A quota.set: v1 (StrictFIFO, as every quota before v2) unless a strategy is given, then v2
+    /// (`""`: v2 without the field, which means BestEffortFIFO).
+    func quota(_ team: String, _ type: String = "a100", nominal: Int, borrowing: Int = 0, cohort: String? = nil, weight: Double? = nil, strategy: String? = nil) async throws {
         var data: JSONObject = ["team": .string(team), "gpuType": .string(type), "nominal": .number(Double(nominal)), "borrowingLimit": .number(Double(borrowing))]
         if let cohort { data["cohort"] = .string(cohort) }
         if let weight { data["weight"] = .number(weight) }
-        try await add("quota.set", .object(data))
+        if let strategy, !strategy.isEmpty { data["queueingStrategy"] = .string(strategy) }
+        try await add("quota.set", .object(data), schemaVersion: strategy == nil ? 1 : 2)
     }
 
     @discardableResult
