@@ -104,7 +104,7 @@ public final class Scheduler: Processor {
     /// BestEffortFIFO's starvation bound: a job passed over more than this many times (a later job
     /// of its team admitted while it did not fit) reserves the node where it fits soonest; nothing
     /// else is placed there, and its team's later jobs no longer pass it, until it is admitted.
-    public static let starvationBound = 16
+    public static let starvationBound = 8
 
     var state = State()
     /// Output events made since creation (for the benchmark).

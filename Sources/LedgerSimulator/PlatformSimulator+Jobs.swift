@@ -22,6 +22,9 @@ extension PlatformSimulator {
         var done = false
         var cancelWhileQueuedAt: Int64? = nil
         var cancelWhileRunning = false
+        /// Work left (training checkpoints: a preempted job resumes from its last checkpoint).
+        var remainingMs: Int64? = nil
+        var startedAt: Int64? = nil
     }
 
     enum Action {
@@ -81,22 +84,27 @@ extension PlatformSimulator {
     func planJobs() -> ([Job], Agenda) {
         var jobs: [Job] = []
         var agenda = Agenda()
-        // Arrivals: a Poisson process thinned by the daily rhythm.
+        // Arrivals: a Poisson process thinned by the platform's rhythm: busy working hours, but
+        // experiments and sweeps keep coming at night and over the weekend (queued by schedulers
+        // and pipelines, not by people at their desks).
         var t = start
-        let meanGap = 24.0 * 3_600_000 / config.jobsPerDay / 1.3
+        let meanGap = 24.0 * 3_600_000 / config.jobsPerDay / 1.2
         while true {
             t += Int64(rng.exponential(mean: meanGap)) + 1
             if t >= end { break }
-            guard rng.unit() < rhythm(t) / 1.65 * 1.6 else { continue }
+            guard rng.unit() < jobRhythm(t) / 1.2 else { continue }
             let team = rng.pick(teams)
             let gpuType = rng.weighted(PlatformSimulator.teamTypes[team]!)
-            var gpus = rng.weighted([(1, 0.35), (2, 0.3), (4, 0.2), (8, 0.15)])
-            if gpuType == "l4" { gpus = min(gpus, 4) }
+            // Most jobs are small experiments; one in sixteen is a long training run on 4 or 8 GPUs.
+            let long = rng.chance(0.06)
+            var gpus = long ? rng.weighted([(4, 0.4), (8, 0.6)]) : rng.weighted([(1, 0.5), (2, 0.3), (4, 0.15), (8, 0.05)])
+            if gpuType == "l4" { gpus = min(gpus, 4) }  // L4 jobs are inference-sized models
+            if team == SimulationConfig.strictTeam { gpus = min(gpus, 2) }  // fraud's models are small (gradient-boosted trees, small nets)
             if rng.chance(0.002) { gpus = 16 }  // never fits one node: rejected
-            let minutes = min(12 * 60, max(3, exp(log(55) + 0.9 * rng.normal())))
+            let minutes = long ? 120 + rng.unit() * 360 : min(8 * 60, max(3, exp(log(40) + 0.9 * rng.normal())))
             var job = Job(
                 name: "train-" + String(jobs.count + 1), team: team, project: team + "-" + rng.pick(["core", "research", "batch"]),
-                gpuType: gpuType, gpus: gpus, priority: rng.weighted([(0, 0.6), (5, 0.3), (10, 0.1)]),
+                gpuType: gpuType, gpus: gpus, priority: rng.weighted([(0, 0.75), (5, 0.2), (10, 0.05)]),
                 durationMs: Int64(minutes * 60_000), outcome: rng.chance(0.9) ? "succeeded" : "failed",
                 model: rng.chance(0.25) ? modelNames[Int(rng.next() % UInt64(modelNames.count))] : nil,
                 datasets: [rng.pick(datasets)])

@@ -89,7 +89,10 @@ public final class PlatformPlay {
         case .start(let j, let epoch):
             guard jobs[j].epoch == epoch, !jobs[j].done, jobs[j].node != nil else { return }
             emit(now, "svc:training", "job-" + jobs[j].name, "job.started", ["job": .string(jobs[j].name)], correlation: jobs[j].queuedID.description)
-            let runFor = jobs[j].cancelWhileRunning ? jobs[j].durationMs / 3 : jobs[j].durationMs
+            let full = jobs[j].cancelWhileRunning ? jobs[j].durationMs / 3 : jobs[j].durationMs
+            let runFor = jobs[j].remainingMs ?? full
+            jobs[j].remainingMs = runFor
+            jobs[j].startedAt = now
             agenda.push(now + runFor, .finish(j, epoch: epoch))
         case .finish(let j, let epoch):
             guard jobs[j].epoch == epoch, !jobs[j].done, jobs[j].node != nil else { return }
@@ -133,6 +136,13 @@ public final class PlatformPlay {
         case "job.preempted":
             jobs[j].epoch += 1
             jobs[j].node = nil
+            // Training checkpoints every 10 minutes: a preempted job resumes with what was left
+            // at its last checkpoint.
+            if let started = jobs[j].startedAt, let remaining = jobs[j].remainingMs {
+                let ran = max(0, now - started)
+                jobs[j].remainingMs = max(60_000, remaining - ran + min(ran, 10 * 60_000))
+            }
+            jobs[j].startedAt = nil
         case "job.rejected":
             rejected += 1
             jobs[j].done = true

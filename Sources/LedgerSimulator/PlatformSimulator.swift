@@ -9,12 +9,26 @@ public struct SimulationConfig: Sendable {
     public var days: Int = 7
     /// Midnight UTC of the first day (a Monday).
     public var start: Timestamp = Timestamp("2026-11-23T00:00:00.000Z")!
-    /// Training jobs per weekday (weekends see a third of it).
-    public var jobsPerDay: Double = 2000
+    /// Training jobs arriving per day at the peak rate (the fleet and quotas are sized for it).
+    public var jobsPerDay: Double = 2100
     /// Whether the simulator also writes the platform's decisions (allocations, rollout steps,
     /// alerts) itself, as `processor:*` through the admin path. Until the processors exist this
     /// is the only source of decisions.
     public var includeDecisions = true
+    /// How the teams' queues are served (their `quota.set` v2 `queueingStrategy`).
+    public var queueing: Queueing = .bestEffort
+
+    /// The teams' queueing strategies.
+    public enum Queueing: String, Sendable, CaseIterable {
+        /// Kueue's default for every team (`BestEffortFIFO`), except fraud, which asked for
+        /// `StrictFIFO` (its jobs must run in the order submitted).
+        case bestEffort = "best-effort"
+        /// Every team on `StrictFIFO`: the same week, the other way.
+        case strict
+    }
+
+    /// The team that asked for StrictFIFO.
+    public static let strictTeam = "fraud"
 
     public init(seed: UInt64 = 42, days: Int = 7) {
         self.seed = seed
@@ -62,13 +76,14 @@ public final class PlatformSimulator {
 
     /// Records one event; returns its id (deterministic: UUIDv5 of the seed and a sequence number).
     @discardableResult
-    func emit(_ time: Int64, _ actor: String, _ stream: String, _ type: String, _ data: JSONObject, correlation: String? = nil, cause: EventID? = nil) -> EventID {
+    func emit(_ time: Int64, _ actor: String, _ stream: String, _ type: String, _ data: JSONObject, correlation: String? = nil, cause: EventID? = nil, schemaVersion: Int = 1) -> EventID {
         sequence += 1
         let id = EventID.nameBased(namespace: namespace, name: String(sequence))
         var event = SimulatedEvent(
             time: Timestamp(milliseconds: time), actor: actor, stream: stream, type: type, data: data, correlationId: correlation,
             causationId: cause)
         event.request.id = id
+        event.request.schemaVersion = schemaVersion
         events.append(event)
         return id
     }
@@ -111,7 +126,9 @@ public final class PlatformSimulator {
             if principal == "svc:serving" { data["streamPrefix"] = "deployment-" }
             emit(t0, "user:alice", "principal-" + principal, "access.granted", data)
         }
-        let layout: [(String, Int, Int)] = [("a100", 24, 8), ("h100", 16, 8), ("l4", 24, 4)]
+        // The fleet is sized to the demand, as a platform team would: a few hours of queue at the
+        // weekday peak, drained overnight and over the weekend.
+        let layout: [(String, Int, Int)] = [("a100", 22, 8), ("h100", 9, 8), ("l4", 11, 8)]
         for (type, count, gpus) in layout {
             for i in 1...count {
                 let node = NodeSpec(name: "\(type)-node-\(i < 10 ? "0" : "")\(i)", gpuType: type, gpus: gpus)
@@ -135,10 +152,11 @@ public final class PlatformSimulator {
             emit(start + 5 * day + 10 * PlatformSimulator.hour, "user:dana", "pricing-l4", "price.set",
                 ["gpuType": "l4", "hourlyRate": 0.85, "currency": "USD", "effectiveFrom": .string(Timestamp(milliseconds: start + 4 * day).description)])
         }
-        // Quotas: nominal shares of each type, borrowing within the cohort; fraud has no cohort.
+        // Quotas: nominal shares of each type in proportion to each team's demand (they add up to
+        // the fleet), borrowing within the cohort; fraud has no cohort.
         let shares: [String: (Int, Int, Int)] = [
-            "vision": (48, 32, 16), "nlp": (48, 40, 8), "speech": (32, 16, 24), "recsys": (32, 16, 24), "fraud": (32, 8, 32),
-            "search": (24, 16, 16),
+            "vision": (36, 16, 6), "nlp": (25, 40, 0), "speech": (30, 0, 20), "recsys": (30, 0, 20), "fraud": (26, 0, 34),
+            "search": (29, 16, 8),
         ]
         for team in teams {
             let (a, h, l) = shares[team]!
@@ -146,10 +164,12 @@ public final class PlatformSimulator {
                 var data: JSONObject = ["team": .string(team), "gpuType": .string(type), "nominal": .number(Double(nominal))]
                 if team != "fraud" {
                     data["cohort"] = "research"
-                    data["borrowingLimit"] = .number(Double(nominal / 2))
+                    data["borrowingLimit"] = .number(Double(nominal))
                 }
                 if team == "nlp" { data["weight"] = 2 }
-                emit(t0 + 100_000, "user:alice", "team-" + team, "quota.set", data)
+                let strict = config.queueing == .strict || team == SimulationConfig.strictTeam
+                data["queueingStrategy"] = .string(strict ? "StrictFIFO" : "BestEffortFIFO")
+                emit(t0 + 100_000, "user:alice", "team-" + team, "quota.set", data, schemaVersion: 2)
             }
         }
         let sources = ["transactions", "imagenet", "librispeech", "clicks", "queries", "reviews"]
@@ -162,6 +182,16 @@ public final class PlatformSimulator {
                 datasets.append("\(name)@\(month)")
             }
         }
+    }
+
+    /// Training arrivals per hour-of-week factor (at most 1.2): working hours busiest, nights at
+    /// two thirds of the peak (pipelines and sweeps), weekends at four fifths of a weekday.
+    func jobRhythm(_ time: Int64) -> Double {
+        let hourOfDay = Double((time - start) % (24 * PlatformSimulator.hour)) / Double(PlatformSimulator.hour)
+        let day = Int((time - start) / (24 * PlatformSimulator.hour))
+        let weekend = day % 7 >= 5
+        let daily = 0.9 + 0.2 * max(0, sin(Double.pi * (hourOfDay - 6) / 14))
+        return (weekend ? 0.9 : 1.0) * daily
     }
 
     /// Requests per hour-of-week factor: busy working hours UTC, quieter nights and weekends.

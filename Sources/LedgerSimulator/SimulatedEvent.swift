@@ -25,6 +25,7 @@ public struct SimulatedEvent: Sendable {
         ]
         if let c = request.correlationId { o["correlationId"] = .string(c) }
         if let c = request.causationId { o["causationId"] = .string(c.description) }
+        if request.schemaVersion != 1 { o["schemaVersion"] = .number(Double(request.schemaVersion)) }
         return .object(o)
     }
 }

@@ -4,6 +4,7 @@ import Glibc
 public import ArgumentParser
 import LedgerCore
 import LedgerLog
+public import LedgerSimulator
 import Synchronization
 
 struct BenchCommand: ParsableCommand {
@@ -341,3 +342,4 @@ func runSelf(_ arguments: [String], stdin: String?, stdout: String?) throws -> I
 }
 
 extension FsyncPolicy: ExpressibleByArgument {}
+extension SimulationConfig.Queueing: ExpressibleByArgument {}

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import ArgumentParser
+import Foundation
 import LedgerCore
 import LedgerEngine
 import LedgerLog
@@ -29,6 +30,10 @@ struct DemoCommand: AsyncParsableCommand {
     var days: Int = 7
     @Option(help: "Seed of the simulation (the same seed gives the same log).")
     var seed: UInt64 = 42
+    @Option(help: "best-effort (Kueue's default BestEffortFIFO for every team but fraud, which asked for StrictFIFO) or strict (every team StrictFIFO: the same week, the other way).")
+    var strategy: SimulationConfig.Queueing = .bestEffort
+    @Option(help: ArgumentHelp("Training jobs arriving per weekday at the peak rate (the fleet is sized for the default).", visibility: .hidden))
+    var jobsPerDay: Double?
 
     func validate() throws {
         guard (1...31).contains(days) else { throw ValidationError("--days must be between 1 and 31") }
@@ -37,9 +42,11 @@ struct DemoCommand: AsyncParsableCommand {
     func run() async throws {
         let started = monotonicSeconds()
         try prepareDirectory()
-        Terminal.line("Platform Ledger demo — \(days) simulated days, seed \(seed), data in \(dataDir)")
+        Terminal.line("Platform Ledger demo — \(days) simulated days, seed \(seed), queues \(strategy == .strict ? "all StrictFIFO" : "BestEffortFIFO (fraud: StrictFIFO)"), data in \(dataDir)")
         Terminal.flush()
-        let config = SimulationConfig(seed: seed, days: days)
+        var config = SimulationConfig(seed: seed, days: days)
+        config.queueing = strategy
+        if let jobsPerDay { config.jobsPerDay = jobsPerDay }
         let play = PlatformPlay(config: config)
         let generated = monotonicSeconds()
         Terminal.line("  planned the simulated platform in \(Format.fixed(generated - started, 2)) s; playing it through the log with the processors deciding…")
@@ -122,6 +129,20 @@ struct DemoCommand: AsyncParsableCommand {
         let report = try Chargeback.report(q, options)
         Terminal.line("Chargeback, \(options.from) to \(report.end) (ledger chargeback --group-by team):")
         Terminal.line(indent(ChargebackCommand.table(report)))
+        // What the platform pays for GPUs nobody used, per type.
+        let byType = try Chargeback.report(q, Chargeback.Options(from: options.from, to: options.to, groupBy: [.gpuType]))
+        var idle: [String: Decimal] = [:]
+        var total: [String: Decimal] = [:]
+        for row in byType.rows where row.kind != .inference {
+            guard let type = row.gpuType, let cost = row.cost else { continue }
+            total[type, default: 0] += cost
+            if row.kind == .idle { idle[type, default: 0] += cost }
+        }
+        let allIdle = idle.values.reduce(0, +)
+        let all = total.values.reduce(0, +)
+        func percent(_ a: Decimal, _ b: Decimal) -> String { b > 0 ? Format.fixed(NSDecimalNumber(decimal: a / b * 100).doubleValue, 1) + "%" : "-" }
+        Terminal.line("  idle share of training GPU cost: " + total.keys.sorted().map { "\($0) \(percent(idle[$0] ?? 0, total[$0]!)) ($\(Money.text(idle[$0] ?? 0)) of $\(Money.text(total[$0]!)))" }.joined(separator: ", ")
+            + "; all \(percent(allIdle, all)) ($\(Money.text(allIdle)) of $\(Money.text(all)))")
         Terminal.line("")
         Terminal.line("SLO status (ledger slo):")
         var slos = Table(["slo", "SLI", "budget left", "burn 1h", "burn 3d", "open alerts"], numeric: [1, 2, 3, 4])

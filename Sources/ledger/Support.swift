@@ -4,6 +4,7 @@ import Glibc
 import ArgumentParser
 import LedgerCore
 import LedgerLog
+import LedgerSimulator
 import Synchronization
 
 /// `--data-dir`, shared by every command that reads or writes a data directory.
@@ -251,3 +252,4 @@ final class Progress: Sendable {
         return s < 60 ? "\(s) s" : s < 3600 ? "\(s / 60) min \(s % 60) s" : "\(s / 3600) h \(s % 3600 / 60) min"
     }
 }
+
