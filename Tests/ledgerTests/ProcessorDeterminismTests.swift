@@ -11,9 +11,9 @@ import LedgerProcessors
 /// exactly once.
 @Suite(.serialized) struct ProcessorDeterminismTests {
     /// The client events of a simulated week, as a Replay/ scenario (processors: all).
-    static func scenario(days: Int) throws -> (TemporaryDirectory, demoLog: String) {
+    static func scenario(days: Int, strategy: String = "best-effort") throws -> (TemporaryDirectory, demoLog: String) {
         let demo = TemporaryDirectory("ledger-determinism-demo")
-        let run = try ledger(["demo", "--days", String(days), "--data-dir", demo.path + "/d"])
+        let run = try ledger(["demo", "--days", String(days), "--strategy", strategy, "--data-dir", demo.path + "/d"])
         try #require(run.status == 0, "\(run.stderr)")
         let export = try ledger(["read", "--data-dir", demo.path + "/d"])
         var lines: [String] = []
@@ -32,6 +32,18 @@ import LedgerProcessors
         try (lines.joined(separator: "\n") + "\n").write(toFile: demo.path + "/events.ndjson", atomically: true, encoding: .utf8)
         try #"{"processors": "all", "checks": []}"#.write(toFile: demo.path + "/scenario.json", atomically: true, encoding: .utf8)
         return (demo, export.stdout)
+    }
+
+    /// Both queueing strategies: the demo's days with every team on StrictFIFO replay to the same
+    /// bytes too (the default week, BestEffortFIFO, is the test below).
+    @Test func theStrictWeekReplaysByteIdentical() throws {
+        let (dir, demoLog) = try Self.scenario(days: 2, strategy: "strict")
+        #expect(demoLog.contains(#""queueingStrategy":"StrictFIFO""#))
+        #expect(!demoLog.contains(#""queueingStrategy":"BestEffortFIFO""#))
+        let fresh = dir.path + "/fresh"
+        let a = try ledger(["replay", dir.path, "--data-dir", fresh])
+        try #require(a.status == 0, "\(a.stderr)")
+        #expect(try ledger(["read", "--data-dir", fresh]).stdout == demoLog)
     }
 
     @Test func replayWithKillsAndRestartsIsByteIdentical() throws {
