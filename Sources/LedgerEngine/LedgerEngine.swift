@@ -9,7 +9,7 @@ import Synchronization
 public struct EngineOptions: Sendable {
     /// The log's settings (fsync policy, limits, clock).
     public var log = LogOptions()
-    /// Run the processors (scheduler, drift, slo, rollout).
+    /// Run the processors (scheduler, drift, slo, gate, rollout).
     public var processors = true
     /// Keep the SQLite projections.
     public var projections = true

@@ -168,7 +168,7 @@ public enum Verifier {
             return "unknown type \(envelope.type) v\(envelope.schemaVersion)"
         }
         if let violation = type.schema.validate(.object(envelope.data)) { return "data: \(violation)" }
-        if envelope.stream != type.stream(for: envelope.data) { return "stream does not match data.\(type.streamKey)" }
+        if envelope.stream != type.stream(for: envelope.data) { return "stream is not \(type.streamDescription)" }
         return nil
     }
 }

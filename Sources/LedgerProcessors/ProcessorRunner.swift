@@ -17,7 +17,7 @@ public struct AppendedDecision: Sendable {
 /// Each processor has its own checkpoint (the next offset it reads), its own state and the set
 /// of its decisions it has made but not yet read back. A *round* takes the next slice of the log
 /// (from the lowest checkpoint, at most ``chunk`` events) and folds it through the processors in
-/// their fixed order — scheduler, drift, slo, rollout —, each appending its outputs (one atomic
+/// their fixed order — scheduler, drift, slo, gate, rollout —, each appending its outputs (one atomic
 /// request per trigger) before the next processor runs; rounds repeat until every checkpoint is
 /// at the head. Outputs go through the validated, idempotent append path with
 /// `expectedVersion` `any`, with ids derived from processor, trigger and index: a processor
@@ -37,7 +37,7 @@ public final class ProcessorRunner {
     private var appendCount = 0
 
     /// The processors in SEMANTICS.md's fixed order.
-    public static func standard() -> [any Processor] { [Scheduler(), DriftDetector(), SLOBurn(), RolloutController()] }
+    public static func standard() -> [any Processor] { [Scheduler(), DriftDetector(), SLOBurn(), Gate(), RolloutController()] }
 
     public init(log: any EventLog, dataDirectory: String?, processors: [any Processor] = ProcessorRunner.standard()) {
         self.log = log

@@ -10,7 +10,7 @@ public final class RolloutController: Processor {
     public let name = "rollout"
     public let inputTypes: Set<String> = [
         "rollout.started", "serving.window.observed", "rollout.paused", "rollout.resumed", "rollout.promoted", "rollout.rolled_back",
-        "drift.alerted", "slo.burn.alerted",
+        "drift.alerted", "slo.burn.alerted", "policy.set", "model.registered", "gate.evaluated",
     ]
 
     struct Step: Codable {
@@ -34,11 +34,19 @@ public final class RolloutController: Processor {
         var errors = 0.0
         var worstP99 = 0.0
         var evidence: [EventID] = []
+        /// The policies whose gate has not reported yet: no step is decided while any has.
+        var awaiting: [String] = []
+        /// The gates that passed it.
+        var gates: [EventID] = []
     }
 
     struct State: Codable {
         /// deployment → the rollout in progress.
         var active: [String: Rollout] = [:]
+        /// The policies in force and the models' teams, to know which gates a rollout awaits
+        /// (the same scope rule as the gate's).
+        var policies: [String: GovernancePolicy] = [:]
+        var teams: [String: String] = [:]
     }
 
     var state = State()
@@ -55,6 +63,18 @@ public final class RolloutController: Processor {
 
     public func apply(_ event: Envelope) -> [Decision] {
         let d = event.data
+        switch event.type {
+        case "policy.set":
+            if let p = GovernancePolicy(data: d, id: event.id) { state.policies[p.name] = p }
+            return []
+        case "model.registered":
+            if let m = d.string("model"), let t = d.string("team") { state.teams[m] = t }
+            return []
+        case "gate.evaluated":
+            return gateReported(event)
+        default:
+            break
+        }
         guard let deployment = d.string("deployment") else { return [] }
         var out = DecisionBuilder(processor: name, trigger: event)
         switch event.type {
@@ -65,9 +85,14 @@ public final class RolloutController: Processor {
                 return Step(weight: w, minRequests: m)
             }
             guard !parsed.isEmpty else { return [] }
-            state.active[deployment] = Rollout(
+            var r = Rollout(
                 deployment: deployment, version: version, started: event.id, steps: parsed, maxErrorRate: analysis.double("maxErrorRate") ?? 1,
                 maxP99Ms: analysis.double("maxP99Ms") ?? .greatestFiniteMagnitude, failureLimit: analysis.int("failureLimit") ?? 0)
+            if let promotion = Promotion(event) {
+                r.awaiting = state.policies.values.filter { $0.gates(model: promotion.model, team: state.teams[promotion.model], promotion: promotion) }
+                    .map(\.name).sorted()
+            }
+            state.active[deployment] = r
         case "rollout.paused":
             guard var r = state.active[deployment], d.string("version") == nil || d.string("version") == r.version else { return [] }
             r.paused = true
@@ -85,58 +110,9 @@ public final class RolloutController: Processor {
             r.errors += d.double("errors") ?? 0
             r.worstP99 = max(r.worstP99, d.double("p99Ms") ?? 0)
             r.evidence.append(event.id)
-            let step = r.steps[r.step]
-            guard r.requests >= step.minRequests else {
-                state.active[deployment] = r
-                return []
-            }
-            var checks: [JSONValue] = []
-            var failing: [String] = []
-            let errorRate = r.requests > 0 ? r.errors / r.requests : 0
-            if errorRate > r.maxErrorRate {
-                checks.append(["metric": "errorRate", "value": .number(rounded(errorRate, 6)), "threshold": .number(r.maxErrorRate)])
-                failing.append("error rate \(RolloutController.text(errorRate * 100))% > \(RolloutController.text(r.maxErrorRate * 100))%")
-            }
-            if r.worstP99 > r.maxP99Ms {
-                checks.append(["metric": "p99Ms", "value": .number(r.worstP99), "threshold": .number(r.maxP99Ms)])
-                failing.append("p99 latency \(RolloutController.text(r.worstP99)) ms > \(RolloutController.text(r.maxP99Ms)) ms")
-            }
-            let evidence = JSONValue.ids(Array(r.evidence.suffix(1024)))
-            let where_ = "step \(r.step + 1) of \(r.steps.count) at weight \(step.weight)%"
-            if failing.isEmpty {
-                if r.step + 1 < r.steps.count {
-                    r.step += 1
-                    out.add(stream: "deployment-" + deployment, type: "rollout.step.advanced",
-                        data: ["deployment": .string(deployment), "version": .string(r.version), "weight": .number(Double(r.steps[r.step].weight)),
-                               "evidence": evidence], correlation: r.started.description)
-                    r.requests = 0
-                    r.errors = 0
-                    r.worstP99 = 0
-                    r.evidence = []
-                    state.active[deployment] = r
-                } else {
-                    out.add(stream: "deployment-" + deployment, type: "rollout.promoted",
-                        data: ["deployment": .string(deployment), "version": .string(r.version), "evidence": evidence], correlation: r.started.description)
-                    state.active[deployment] = nil
-                }
-            } else {
-                r.failures += 1
-                if r.failures > r.failureLimit {
-                    let reason = "analysis failed at \(where_) over \(Int(r.requests)) requests: " + failing.joined(separator: "; ")
-                        + " (failure \(r.failures), limit \(r.failureLimit))"
-                    out.add(stream: "deployment-" + deployment, type: "rollout.rolled_back",
-                        data: ["deployment": .string(deployment), "version": .string(r.version), "reason": .string(reason), "checks": .array(checks),
-                               "evidence": evidence], correlation: r.started.description)
-                    state.active[deployment] = nil
-                } else {
-                    // Within the failure limit: the step starts over with a fresh tally.
-                    r.requests = 0
-                    r.errors = 0
-                    r.worstP99 = 0
-                    r.evidence = []
-                    state.active[deployment] = r
-                }
-            }
+            state.active[deployment] = r
+            guard r.awaiting.isEmpty else { return [] }  // the gate has not reported: tally, decide nothing
+            analyse(deployment, &out)
         case "drift.alerted":
             guard let r = state.active[deployment], d.string("severity") == "high", d.string("version") == r.version else { return [] }
             let feature = d.string("feature") ?? "?"
@@ -166,6 +142,94 @@ public final class RolloutController: Processor {
         default:
             break
         }
+        return out.decisions
+    }
+
+    /// Analyses the current step's tally once it has `minRequests`: advance, promote, count a
+    /// failure or roll back.
+    func analyse(_ deployment: String, _ out: inout DecisionBuilder) {
+        guard var r = state.active[deployment] else { return }
+        let step = r.steps[r.step]
+        guard r.requests >= step.minRequests else { return }
+        var checks: [JSONValue] = []
+        var failing: [String] = []
+        let errorRate = r.requests > 0 ? r.errors / r.requests : 0
+        if errorRate > r.maxErrorRate {
+            checks.append(["metric": "errorRate", "value": .number(rounded(errorRate, 6)), "threshold": .number(r.maxErrorRate)])
+            failing.append("error rate \(RolloutController.text(errorRate * 100))% > \(RolloutController.text(r.maxErrorRate * 100))%")
+        }
+        if r.worstP99 > r.maxP99Ms {
+            checks.append(["metric": "p99Ms", "value": .number(r.worstP99), "threshold": .number(r.maxP99Ms)])
+            failing.append("p99 latency \(RolloutController.text(r.worstP99)) ms > \(RolloutController.text(r.maxP99Ms)) ms")
+        }
+        let evidence = JSONValue.ids(Array(r.evidence.suffix(1024)))
+        let where_ = "step \(r.step + 1) of \(r.steps.count) at weight \(step.weight)%"
+        if failing.isEmpty {
+            if r.step + 1 < r.steps.count {
+                r.step += 1
+                out.add(stream: "deployment-" + deployment, type: "rollout.step.advanced",
+                    data: ["deployment": .string(deployment), "version": .string(r.version), "weight": .number(Double(r.steps[r.step].weight)),
+                           "evidence": evidence], correlation: r.started.description)
+                r.requests = 0
+                r.errors = 0
+                r.worstP99 = 0
+                r.evidence = []
+                state.active[deployment] = r
+            } else {
+                out.add(stream: "deployment-" + deployment, type: "rollout.promoted",
+                    data: ["deployment": .string(deployment), "version": .string(r.version), "evidence": evidence], correlation: r.started.description)
+                state.active[deployment] = nil
+            }
+        } else {
+            r.failures += 1
+            if r.failures > r.failureLimit {
+                let reason = "analysis failed at \(where_) over \(Int(r.requests)) requests: " + failing.joined(separator: "; ")
+                    + " (failure \(r.failures), limit \(r.failureLimit))"
+                out.add(stream: "deployment-" + deployment, type: "rollout.rolled_back",
+                    data: ["deployment": .string(deployment), "version": .string(r.version), "reason": .string(reason), "checks": .array(checks),
+                           "evidence": evidence], correlation: r.started.description)
+                state.active[deployment] = nil
+            } else {
+                // Within the failure limit: the step starts over with a fresh tally.
+                r.requests = 0
+                r.errors = 0
+                r.worstP99 = 0
+                r.evidence = []
+                state.active[deployment] = r
+            }
+        }
+    }
+
+    /// A gate on a rollout reported: a denial rolls it back at once with the gate's reasons; when
+    /// the last awaited gate passed, the tally gathered meanwhile is analysed.
+    func gateReported(_ event: Envelope) -> [Decision] {
+        let d = event.data
+        guard d.string("promotion") == "rollout.started", let deployment = d.object("subject")?.string("deployment"),
+            var r = state.active[deployment], event.causationId == r.started, let policy = d.string("policy"), r.awaiting.contains(policy)
+        else { return [] }
+        var out = DecisionBuilder(processor: name, trigger: event)
+        r.awaiting.removeAll { $0 == policy }
+        if d.string("result") == "passed" {
+            r.gates.append(event.id)
+            state.active[deployment] = r
+            if r.awaiting.isEmpty { analyse(deployment, &out) }
+            return out.decisions
+        }
+        let rules = (d.array("rules") ?? []).compactMap(RuleVerdict.init(json:)).filter { $0.verdict != .passed }
+        var checks: [JSONValue] = []
+        for rule in rules {
+            guard case .number(let v)? = rule.value, case .number(let t)? = rule.threshold else { continue }
+            checks.append(["metric": .string("gate." + rule.rule + (rule.metric.map { "." + $0 } ?? "")), "value": .number(v), "threshold": .number(t)])
+        }
+        let reasons = rules.map { "\($0.rule)\($0.metric.map { " " + $0 } ?? ""): \($0.reason)" }.joined(separator: "; ")
+        let version = d.int("policyVersion").map { " v\($0)" } ?? ""
+        var evidence = [event.id] + r.gates
+        for id in (d.array("evidence") ?? []).compactMap({ $0.stringValue.flatMap(EventID.init) }) where !evidence.contains(id) { evidence.append(id) }
+        out.add(stream: "deployment-" + deployment, type: "rollout.rolled_back",
+            data: ["deployment": .string(deployment), "version": .string(r.version),
+                   "reason": .string(String("gate denied by policy \(policy)\(version): \(reasons)".prefix(1000))), "checks": .array(Array(checks.prefix(64))),
+                   "evidence": .ids(Array(evidence.prefix(1024)))], correlation: r.started.description)
+        state.active[deployment] = nil
         return out.decisions
     }
 }

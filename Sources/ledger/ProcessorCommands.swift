@@ -12,7 +12,7 @@ import LedgerProjections
 struct ProcessCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "process",
-        abstract: "Run the processors (scheduler, drift, slo, rollout) up to the log head, appending their decisions.",
+        abstract: "Run the processors (scheduler, drift, slo, gate, rollout) up to the log head, appending their decisions.",
         discussion: """
             Each processor folds the log from its snapshot (in <data-dir>/processors) and appends its \
             decisions through the validated, idempotent append path as processor:<name>. Decision ids \
@@ -77,7 +77,7 @@ struct DecisionsCommand: ParsableCommand {
         commandName: "decisions", abstract: "The processors' decisions, with their reasons and evidence.")
 
     @OptionGroup var scope: QueryScope
-    @Option(help: "Only this processor's decisions (scheduler, drift, slo, rollout).")
+    @Option(help: "Only this processor's decisions (scheduler, drift, slo, gate, rollout).")
     var processor: String?
     @Option(help: "Only decisions of this type (e.g. rollout.rolled_back).")
     var type: String?

@@ -15,9 +15,9 @@ import LedgerCore
     @Test func everySchemaFileIsACatalogTypeWithAnExample() throws {
         let files = try FileManager.default.contentsOfDirectory(atPath: repositoryRoot.appending(path: "Schemas/events").path)
         #expect(files.count == catalog.allTypes.count)
-        // 36 types; quota.set has two versions (Schemas/evolution.md).
-        #expect(catalog.allTypes.count == 37)
-        #expect(Set(catalog.allTypes.map(\.name)).count == 36)
+        // 38 types; quota.set, access.granted and access.revoked have two versions (Schemas/evolution.md).
+        #expect(catalog.allTypes.count == 41)
+        #expect(Set(catalog.allTypes.map(\.name)).count == 38)
         let examples = try examples()
         for type in catalog.allTypes {
             #expect(files.contains("\(type.name).v\(type.schemaVersion).json"))
@@ -30,7 +30,7 @@ import LedgerCore
         let decisions = Set(catalog.allTypes.filter(\.isDecision).map(\.name))
         #expect(decisions == [
             "job.admitted", "job.rejected", "gpu.allocated", "job.preempted", "gpu.released", "rollout.step.advanced",
-            "slo.burn.alerted", "slo.burn.resolved", "drift.alerted",
+            "slo.burn.alerted", "slo.burn.resolved", "drift.alerted", "gate.evaluated",
         ])
     }
 
@@ -43,6 +43,49 @@ import LedgerCore
             let stream = try #require(type.stream(for: examples[type.name]!))
             #expect(StreamName.isValid(stream), "\(stream)")
         }
+    }
+
+    @Test func aGateVerdictGoesToTheDeploymentOrElseTheModel() throws {
+        let type = try #require(catalog.type("gate.evaluated"))
+        var data = try examples()["gate.evaluated"]!
+        #expect(type.stream(for: data) == "deployment-fraud-prod")
+        #expect(type.isStream("deployment-fraud-prod", of: data))
+        #expect(!type.isStream("model-fraud-detector", of: data))
+        data["subject"] = ["model": "fraud-detector", "version": "7", "alias": "champion"]
+        #expect(type.stream(for: data) == "model-fraud-detector")
+        #expect(type.isStream("model-fraud-detector", of: data))
+        #expect(type.streamDescription == "deployment-<data.subject.deployment>, else model-<data.subject.model>")
+    }
+
+    @Test func aMalformedPolicyIsRefusedWithThePointerOfTheFault() throws {
+        let schema = try #require(catalog.type("policy.set")?.schema)
+        let good = try examples()["policy.set"]!
+        #expect(schema.validate(.object(good)) == nil)
+        func rules(_ edit: (inout JSONObject) -> Void) -> JSONObject {
+            var d = good
+            var r = d["rules"]!.objectValue!
+            edit(&r)
+            d["rules"] = .object(r)
+            return d
+        }
+        let cases: [(JSONObject, String, String)] = [
+            (rules { $0["quorum"] = ["minApprovers": 2] }, "/rules/quorum", "additionalProperties"),
+            (rules { $0["evaluation"] = ["metrics": [["metric": "auc", "op": ">=", "threshold": "0.9"]]] }, "/rules/evaluation/metrics/0/threshold", "type"),
+            (rules { $0["evaluation"] = ["metrics": [["metric": "auc", "op": "=>", "threshold": 0.9]]] }, "/rules/evaluation/metrics/0/op", "enum"),
+            (rules { $0["evaluation"] = ["metrics": [["metric": "auc", "threshold": 0.9]]] }, "/rules/evaluation/metrics/0", "required"),
+            (rules { $0["approval"] = ["minApprovers": 0] }, "/rules/approval/minApprovers", "minimum"),
+            (rules { $0["classification"] = ["classifications": ["secret"], "role": "privacy"] }, "/rules/classification/classifications/0", "enum"),
+            (rules { $0["classification"] = ["classifications": ["pii"]] }, "/rules/classification", "required"),
+            (rules { $0 = [:] }, "/rules", "minProperties"),
+        ]
+        for (data, pointer, keyword) in cases {
+            let v = try #require(schema.validate(.object(data)), "\(data)")
+            #expect(v.pointer == pointer, "\(v)")
+            #expect(v.keyword == keyword, "\(v)")
+        }
+        var scoped = good
+        scoped["scope"] = ["deployments": ["fraud prod"]]
+        #expect(schema.validate(.object(scoped))?.pointer == "/scope/deployments/0")
     }
 
     @Test func violationsNameTheirPointer() throws {

@@ -55,4 +55,25 @@ import Testing
         // v1 does not know the field.
         #expect(EventCatalog.standard.type("quota.set", schemaVersion: 1)!.schema.validate(["team": "t", "gpuType": "a100", "nominal": 1, "queueingStrategy": "StrictFIFO"]) != nil)
     }
+
+    @Test func accessV1ReadsAsV2UnchangedAndV2TakesGovernanceRoles() throws {
+        let catalog = EventCatalog.standard
+        for type in ["access.granted", "access.revoked"] {
+            #expect(Upcasting.latest(type) == 2)
+            let v1 = try #require(catalog.type(type, schemaVersion: 1))
+            let v2 = try #require(catalog.type(type, schemaVersion: 2))
+            for role in ["writer", "reader", "auditor", "finops", "admin"] {
+                let data: JSONObject = ["principal": "user:alice", "role": .string(role)]
+                #expect(v1.schema.validate(.object(data)) == nil)
+                let (version, upcast) = Upcasting.upcast(type: type, schemaVersion: 1, data: data)
+                #expect(version == 2 && upcast == data)
+                #expect(v2.schema.validate(.object(upcast)) == nil)
+            }
+            // A governance role: v2 only.
+            let approver: JSONObject = ["principal": "user:carol", "role": "model-approver"]
+            #expect(v1.schema.validate(.object(approver))?.pointer == "/role")
+            #expect(v2.schema.validate(.object(approver)) == nil)
+            #expect(v2.schema.validate(["principal": "user:carol", "role": "bad role"])?.pointer == "/role")
+        }
+    }
 }

@@ -92,7 +92,7 @@ public enum EventPreparer {
         guard type.isStream(request.stream, of: request.data) else {
             throw LedgerError(
                 .streamMismatch,
-                "\(type.name) belongs to stream \(type.streamCategory)-<data.\(type.streamKey)> = \(type.stream(for: request.data) ?? "?"), not \(request.stream)",
+                "\(type.name) belongs to stream \(type.streamDescription) = \(type.stream(for: request.data) ?? "?"), not \(request.stream)",
                 path: "/stream")
         }
         var actor = policy.actor

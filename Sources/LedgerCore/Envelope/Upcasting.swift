@@ -21,6 +21,10 @@ public enum Upcasting {
             d["queueingStrategy"] = .string("StrictFIFO")
             return d
         },
+        // access.granted and access.revoked v2 widen `role` from the server's five roles to any
+        // name (governance roles such as model-approver): every v1 event is a valid v2 event.
+        Step(type: "access.granted", from: 1) { $0 },
+        Step(type: "access.revoked", from: 1) { $0 },
     ]
 
     /// The newest version the ledger reads `type` as.
