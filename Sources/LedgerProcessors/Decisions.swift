@@ -144,6 +144,17 @@ public enum EventSummary {
         case "drift.alerted": return "\(s("severity")) drift of \(s("feature")) in \(s("deployment")) version \(s("version")): PSI \(n("value")) ≥ \(n("threshold"))"
         case "slo.burn.alerted":
             return "\(s("severity")) on \(s("slo")): burn \(n("burnRateLong")) over \(s("longWindow")), \(n("burnRateShort")) over \(s("shortWindow")) > \(n("threshold"))"
+        case "gate.evaluated":
+            let subject = d["subject"]?.objectValue ?? [:]
+            let target = subject["deployment"]?.stringValue.map { "deployment " + $0 } ?? subject["alias"]?.stringValue.map { "alias " + $0 } ?? "?"
+            let failing = (d["rules"]?.arrayValue ?? []).compactMap(RuleVerdict.init(json:)).filter { $0.verdict != .passed }
+                .map { "\($0.rule)\($0.metric.map { " " + $0 } ?? ""): \($0.reason)" }
+            return "gate \(s("result")) \(subject["model"]?.stringValue ?? "?") version \(subject["version"]?.stringValue ?? "?") to \(target) under \(s("policy")) v\(n("policyVersion"))"
+                + (failing.isEmpty ? "" : " — " + failing.joined(separator: "; "))
+        case "policy.set": return "policy \(s("policy")) v\(n("version")): \(d["rules"]?.objectValue?.keys.joined(separator: ", ") ?? "")"
+        case "model.version.approved": return "\(s("model")) version \(s("version")) approved by \(s("approver"))"
+        case "access.granted": return "\(s("principal")) granted \(s("role"))" + (d["streamPrefix"]?.stringValue.map { " on \($0)*" } ?? "")
+        case "access.revoked": return "\(s("principal")) revoked \(s("role"))"
         case "slo.burn.resolved": return "resolved \(s("severity")) on \(s("slo")) (\(s("longWindow"))/\(s("shortWindow")))"
         default: return e.stream
         }

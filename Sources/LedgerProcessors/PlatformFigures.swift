@@ -12,6 +12,22 @@ public struct PlatformFigures: Sendable {
         public var promoted: Bool
         public var reason: String?
         public var evidence: Int
+        /// The gates' verdict on the rollout (`passed`, `denied`), nil when none gated it.
+        public var gate: String?
+        var correlation: String?
+    }
+
+    /// One gate verdict (`gate.evaluated`).
+    public struct GateVerdict: Sendable {
+        public var offset: Int64
+        public var time: Timestamp
+        public var promotion: String
+        public var subject: String
+        public var policy: String
+        public var passed: Bool
+        /// The rules that did not pass, with their reasons.
+        public var reasons: [String]
+        var correlation: String?
     }
 
     public struct Alert: Sendable {
@@ -31,6 +47,7 @@ public struct PlatformFigures: Sendable {
     public var capacityGPUms: Double = 0
     public var rollouts: [Rollout] = []
     public var alerts: [Alert] = []
+    public var gates: [GateVerdict] = []
 
     /// Allocated ÷ registered GPU time over the period (nil without capacity).
     public var utilisation: Double? { capacityGPUms > 0 ? allocatedGPUms / capacityGPUms : nil }
@@ -57,7 +74,7 @@ public struct PlatformFigures: Sendable {
             f.counts[type, default: 0] += 1
             switch type {
             case "job.queued", "job.admitted", "job.rejected", "job.preempted", "gpu.allocated", "gpu.released", "node.registered", "node.removed",
-                "rollout.promoted", "rollout.rolled_back", "drift.alerted", "slo.burn.alerted", "slo.burn.resolved":
+                "rollout.promoted", "rollout.rolled_back", "drift.alerted", "slo.burn.alerted", "slo.burn.resolved", "gate.evaluated":
                 let e = try view.envelope()
                 let d = e.data
                 func s(_ k: String) -> String { d[k]?.stringValue ?? "" }
@@ -76,12 +93,25 @@ public struct PlatformFigures: Sendable {
                 case "rollout.promoted", "rollout.rolled_back":
                     f.rollouts.append(Rollout(
                         offset: e.offset, deployment: s("deployment"), version: s("version"), promoted: type == "rollout.promoted",
-                        reason: d["reason"]?.stringValue, evidence: d["evidence"]?.arrayValue?.count ?? 0))
+                        reason: d["reason"]?.stringValue, evidence: d["evidence"]?.arrayValue?.count ?? 0, correlation: e.correlationId))
+                case "gate.evaluated":
+                    let subject = d["subject"]?.objectValue ?? [:]
+                    let target = subject["deployment"]?.stringValue.map { "deployment " + $0 } ?? subject["alias"]?.stringValue.map { "alias " + $0 } ?? ""
+                    let reasons = (d["rules"]?.arrayValue ?? []).compactMap(RuleVerdict.init(json:)).filter { $0.verdict != .passed }
+                        .map { "\($0.rule)\($0.metric.map { " " + $0 } ?? ""): \($0.reason)" }
+                    f.gates.append(GateVerdict(
+                        offset: e.offset, time: e.time, promotion: s("promotion"),
+                        subject: "\(subject["model"]?.stringValue ?? "?")@\(subject["version"]?.stringValue ?? "?") → \(target)",
+                        policy: "\(s("policy")) v\(d["policyVersion"]?.intValue ?? 0)", passed: s("result") == "passed", reasons: reasons, correlation: e.correlationId))
                 default:
                     f.alerts.append(Alert(offset: e.offset, time: e.time, envelope: e))
                 }
             default: break
             }
+        }
+        for i in f.rollouts.indices {
+            let gates = f.gates.filter { $0.promotion == "rollout.started" && $0.correlation != nil && $0.correlation == f.rollouts[i].correlation }
+            if !gates.isEmpty { f.rollouts[i].gate = gates.allSatisfy(\.passed) ? "passed" : "denied" }
         }
         for (_, (since, gpus)) in allocatedAt { f.allocatedGPUms += overlap(since, last) * Double(gpus) }
         for (_, (since, gpus)) in nodeSince { f.capacityGPUms += overlap(since, last) * Double(gpus) }

@@ -1,3 +1,4 @@
+import Synchronization
 public import LedgerCore
 public import LedgerLog
 import GRDB
@@ -35,7 +36,7 @@ public enum AsOf: Sendable, Equatable, CustomStringConvertible {
 /// What every query is answered against: the projections, the log (for hashes and event
 /// details), and the resolved prefix.
 public final class QueryContext: @unchecked Sendable {
-    // @unchecked: `reader` is only used under `readerLock`.
+    // @unchecked: `reader` is only used under its mutex.
     public let store: ProjectionStore
     public let source: any LogSource
     /// The last offset included (−1 for an empty prefix).
@@ -43,15 +44,14 @@ public final class QueryContext: @unchecked Sendable {
     /// The time of the as-of point: the event at `last`, or the requested time.
     public let time: Int64
     public let asOf: AsOf
-    private let reader: EventReader
-    private let readerLock = NSLock()
+    private let reader: Mutex<EventReader>
 
     /// Resolves `asOf` against the log and checks the projections have got that far.
     public init(store: ProjectionStore, source: any LogSource, asOf: AsOf) throws {
         self.store = store
         self.source = source
         self.asOf = asOf
-        reader = EventReader(source: source)
+        reader = Mutex(EventReader(source: source))
         let checkpoint = try store.checkpoint()
         let projected = checkpoint.nextOffset - 1
         var last: Int64
@@ -83,7 +83,7 @@ public final class QueryContext: @unchecked Sendable {
 
     /// The envelope at `offset`.
     func envelope(_ offset: Int64) throws -> Envelope? {
-        try readerLock.withLock { try reader.event(at: offset)?.envelope() }
+        try reader.withLock { try $0.event(at: offset)?.envelope() }
     }
 
     /// The as-of point for JSON answers.

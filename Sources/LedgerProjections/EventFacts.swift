@@ -113,7 +113,7 @@ struct EventFacts: Sendable {
         "model.alias.set", "model.alias.removed", "model.version.archived", "deployment.created", "rollout.started",
         "rollout.step.advanced", "rollout.paused", "rollout.resumed", "rollout.promoted", "rollout.rolled_back",
         "drift.alerted", "node.registered", "node.removed", "price.set", "job.queued", "gpu.allocated", "gpu.released",
-        "serving.window.observed", "slo.defined", "slo.burn.alerted", "slo.burn.resolved",
+        "serving.window.observed", "slo.defined", "slo.burn.alerted", "slo.burn.resolved", "gate.evaluated",
     ]
 }
 

@@ -36,7 +36,7 @@ final class FactWriter {
     /// The hot statements, prepared once per writer connection.
     final class Statements {
         let anomaly, cause, posting, dataset, model, version, evaluation, approval, archive, alias, deployment, drift: HotStatement
-        let capacityOpen, capacityClose, price, job, allocationOpen, allocationClose, window, slo, sloAlert, dayClosed: HotStatement
+        let capacityOpen, capacityClose, price, job, allocationOpen, allocationClose, window, slo, sloAlert, dayClosed, gate: HotStatement
 
         init(_ db: Database) throws {
             anomaly = try HotStatement(db, "INSERT OR IGNORE INTO anomalies (offset, projection, type, message) VALUES (?, ?, ?, ?)")
@@ -64,6 +64,7 @@ final class FactWriter {
             slo = try HotStatement(db, "INSERT INTO slos VALUES (?, ?, ?, ?, ?, ?, ?)")
             sloAlert = try HotStatement(db, "INSERT INTO slo_alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
             dayClosed = try HotStatement(db, "INSERT INTO days_closed VALUES (?, ?, ?)")
+            gate = try HotStatement(db, "INSERT INTO gate_evaluations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
         }
     }
     private var statements: Statements?
@@ -209,6 +210,12 @@ final class FactWriter {
                 detail = JSONValue.object(["evidence": evidence]).description
             }
             try deploymentEvent(db, e, d, model: nil, version: d.string("version"), team: nil, gpuType: nil, weight: d.int("weight"), detail: detail)
+        case "gate.evaluated":
+            let subject = d["subject"]?.objectValue ?? [:]
+            try run(statements!.gate, [.int(e.offset), .text(e.causationId?.description), .text(d.string("policy")), .i(d.int("policyVersion")),
+                .text(d.string("promotion")), .text(subject.string("model")), .text(subject.string("version")), .text(subject.string("deployment")),
+                .text(subject.string("alias")), .text(d.string("result")), .text(d.json("rules") ?? "[]"), .text(d.json("evidence") ?? "[]"),
+                .text(e.actor), .int(e.time), .text(e.hash)])
         case "drift.alerted":
             try run(statements!.drift, [.int(e.offset), .text(d.string("deployment")), .text(d.string("model")), .text(d.string("version")), .text(d.string("feature")), .double(d.double("value")), .double(d.double("threshold")), .text(d.string("severity")), .int(e.time), .text(e.hash)])
         case "node.registered":

@@ -2,7 +2,7 @@ import GRDB
 public import LedgerCore
 
 /// The lineage of a model version: datasets → training job (with its GPU allocations) →
-/// version → evaluations → approval → aliases → deployments → rollout decisions → drift and SLO
+/// version → evaluations → approval → gate verdicts → aliases → deployments → rollout decisions → drift and SLO
 /// alerts; each step with the offset and hash of the event that recorded it.
 public enum Lineage {
     public struct Step: Sendable {
@@ -53,7 +53,7 @@ public enum Lineage {
         }
         for offset in jobSteps { try add("training", offset) }
         try add("version", createdOffset)
-        let rows: (evaluations: [Int64], approvals: [(Int64, String)], aliases: [Int64], deployments: [(Int64, String)], drift: [Int64]) = try q.read { db in
+        let rows: (evaluations: [Int64], approvals: [(Int64, String)], aliases: [Int64], deployments: [(Int64, String)], drift: [Int64], gates: [(Int64, String)]) = try q.read { db in
             let evaluations = try Int64.fetchAll(db, sql: "SELECT offset FROM model_evaluations WHERE model = ? AND version = ? AND offset <= ? ORDER BY offset", arguments: [model, version, q.last])
             let approvals = try Row.fetchAll(db, sql: "SELECT offset, approver FROM model_approvals WHERE model = ? AND version = ? AND offset <= ? ORDER BY offset", arguments: [model, version, q.last]).map { ($0[0] as Int64, $0[1] as String) }
             // Alias moves onto this version, and the move or removal that took each alias off it.
@@ -83,10 +83,23 @@ public enum Lineage {
                 }
             }
             let drift = try Int64.fetchAll(db, sql: "SELECT offset FROM drift_alerts WHERE model = ? AND version = ? AND offset <= ? ORDER BY offset", arguments: [model, version, q.last])
-            return (evaluations, approvals, aliases, deployments.sorted { $0.0 < $1.0 }, drift)
+            var gates: [(Int64, String)] = []
+            for g in try Row.fetchAll(db, sql: "SELECT offset, policy, policy_version, result, rules, promotion, deployment, alias FROM gate_evaluations WHERE model = ? AND version = ? AND offset <= ? ORDER BY offset", arguments: [model, version, q.last]) {
+                let target = (g[6] as String?).map { "deployment " + $0 } ?? (g[7] as String?).map { "alias " + $0 } ?? ""
+                var note = "\(g[5] as String) to \(target): \(g[3] as String) by policy \(g[1] as String) v\(g[2] as Int)"
+                let rules = (try? JSONParser.parse(Array((g[4] as String).utf8)))?.arrayValue ?? []
+                let failing = rules.compactMap { r -> String? in
+                    guard let o = r.objectValue, o.string("verdict") != "passed" else { return nil }
+                    return "\(o.string("rule") ?? "?"): \(o.string("reason") ?? "")"
+                }
+                if !failing.isEmpty { note += " — " + failing.joined(separator: "; ") }
+                gates.append((g[0], note))
+            }
+            return (evaluations, approvals, aliases, deployments.sorted { $0.0 < $1.0 }, drift, gates)
         }
         for o in rows.evaluations { try add("evaluation", o) }
         for (o, approver) in rows.approvals { try add("approval", o, note: approver == creator ? "self-approval: the approver created the version" : nil) }
+        for (o, note) in rows.gates { try add("gate", o, note: note) }
         for o in rows.aliases { try add("alias", o) }
         for (o, type) in rows.deployments {
             let step = type == "deployment.created" ? "deployment" : type == "slo" ? "slo-alert" : "rollout"

@@ -94,6 +94,17 @@ enum ProjectionSchema {
                 CREATE INDEX slo_alerts_by_slo ON slo_alerts (slo, offset);
                 """)
         }
+        migrator.registerMigration("v2: gate evaluations") { db in
+            try db.execute(sql: """
+                -- the governance gate's verdicts: one row per gate.evaluated, with the id of the
+                -- promotion it judged (its causation) and the rules and evidence as JSON.
+                CREATE TABLE gate_evaluations (offset INTEGER PRIMARY KEY, trigger_id TEXT, policy TEXT NOT NULL, policy_version INTEGER NOT NULL,
+                    promotion TEXT NOT NULL, model TEXT NOT NULL, version TEXT NOT NULL, deployment TEXT, alias TEXT, result TEXT NOT NULL,
+                    rules TEXT NOT NULL, evidence TEXT NOT NULL, actor TEXT NOT NULL, time INTEGER NOT NULL, hash TEXT NOT NULL);
+                CREATE INDEX gates_by_version ON gate_evaluations (model, version, offset);
+                CREATE INDEX gates_by_trigger ON gate_evaluations (trigger_id, offset);
+                """)
+        }
         return migrator
     }
 
@@ -107,5 +118,6 @@ enum ProjectionSchema {
         ("model_approvals", "offset"), ("model_aliases", "offset"), ("model_archives", "offset"), ("datasets", "offset"),
         ("deployment_events", "offset"), ("drift_alerts", "offset"), ("jobs", "offset"), ("capacity", "offset"), ("prices", "offset"),
         ("allocations", "offset"), ("days_closed", "day"), ("serving_windows", "offset"), ("slos", "offset"), ("slo_alerts", "offset"),
+        ("gate_evaluations", "offset"),
     ]
 }

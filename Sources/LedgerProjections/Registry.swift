@@ -36,6 +36,52 @@ public enum Registry {
         }
     }
 
+    /// The governance gates' verdicts on one promotion (an alias move, a rollout, a deployment's
+    /// creation): `denied` when any policy denied it, `passed` when every one passed.
+    public struct GateStatus: Sendable {
+        public struct Verdict: Sendable {
+            public var policy: String
+            public var policyVersion: Int
+            public var result: String
+            /// The rules that did not pass: `rule: reason`.
+            public var reasons: [String]
+            public var offset: Int64
+            public var hash: String
+        }
+
+        public var verdicts: [Verdict]
+        public var result: String { verdicts.contains { $0.result != "passed" } ? "denied" : "passed" }
+        /// `denied by prod v2 (approval: …)`.
+        public var summary: String {
+            let denied = verdicts.filter { $0.result != "passed" }
+            if denied.isEmpty { return "passed " + verdicts.map { "\($0.policy) v\($0.policyVersion)" }.joined(separator: ", ") }
+            return "denied by " + denied.map { "\($0.policy) v\($0.policyVersion) (\($0.reasons.joined(separator: "; ")))" }.joined(separator: ", ")
+        }
+
+        public var json: JSONValue {
+            ["result": .string(result), "verdicts": .array(verdicts.map {
+                ["policy": .string($0.policy), "policyVersion": .number(Double($0.policyVersion)), "result": .string($0.result),
+                 "reasons": .array($0.reasons.map { .string($0) }), "offset": .number(Double($0.offset)), "hash": .string($0.hash)]
+            })]
+        }
+
+        /// The gates on the promotion at `offset`, as of the query (nil: none gated it, or none has reported yet).
+        static func of(_ q: QueryContext, _ db: Database, promotionAt offset: Int64) throws -> GateStatus? {
+            guard let id = try q.envelope(offset)?.id else { return nil }
+            let rows = try Row.fetchAll(db, sql: "SELECT policy, policy_version, result, rules, offset, hash FROM gate_evaluations WHERE trigger_id = ? AND offset <= ? ORDER BY offset",
+                arguments: [id.description, q.last])
+            guard !rows.isEmpty else { return nil }
+            return GateStatus(verdicts: rows.map { r in
+                let rules = (try? JSONParser.parse(Array((r[3] as String).utf8)))?.arrayValue ?? []
+                let reasons = rules.compactMap { rule -> String? in
+                    guard let o = rule.objectValue, o.string("verdict") != "passed", let name = o.string("rule"), let reason = o.string("reason") else { return nil }
+                    return "\(name)\(o.string("metric").map { " " + $0 } ?? ""): \(reason)"
+                }
+                return Verdict(policy: r[0], policyVersion: r[1], result: r[2], reasons: reasons, offset: r[4], hash: r[5])
+            })
+        }
+    }
+
     public struct AliasChange: Sendable {
         public var alias: String
         public var version: String?
@@ -43,10 +89,14 @@ public enum Registry {
         public var time: Int64
         public var offset: Int64
         public var hash: String
+        /// The gates' verdicts on this move.
+        public var gate: GateStatus?
 
         public var json: JSONValue {
-            ["alias": .string(alias), "version": version.map { .string($0) } ?? .null, "actor": .string(actor),
+            var o: JSONObject = ["alias": .string(alias), "version": version.map { .string($0) } ?? .null, "actor": .string(actor),
              "time": .string(Timestamp(milliseconds: time).description), "offset": .number(Double(offset)), "hash": .string(hash)]
+            if let gate { o["gate"] = gate.json }
+            return .object(o)
         }
     }
 
@@ -58,12 +108,16 @@ public enum Registry {
         /// alias → version, as of the query.
         public var aliases: [(String, String)]
         public var aliasHistory: [AliasChange]
+        /// alias → the gates' verdicts on the move that set it (a denied alias stays shown as
+        /// denied until a later move passes).
+        public var aliasGates: [String: GateStatus] = [:]
 
         public var json: JSONValue {
             var o: JSONObject = [
                 "model": .string(model), "team": .string(team), "versions": .array(versions.map(\.json)),
                 "aliases": .object(JSONObject(members: aliases.map { .init(key: $0.0, value: .string($0.1)) })),
                 "aliasHistory": .array(aliasHistory.map(\.json)),
+                "aliasGates": .object(JSONObject(members: aliasGates.sorted { $0.key < $1.key }.map { .init(key: $0.key, value: $0.value.json) })),
             ]
             if let description { o["description"] = .string(description) }
             return .object(o)
@@ -81,6 +135,9 @@ public enum Registry {
         public var weight: Int
         public var state: String
         public var lastChange: Int64
+        /// The gates' verdicts on the latest rollout (or on the creation, before any rollout).
+        public var gate: GateStatus?
+        var gatedOffset: Int64 = -1
 
         public var json: JSONValue {
             var o: JSONObject = [
@@ -89,6 +146,7 @@ public enum Registry {
             ]
             if let canary { o["canaryVersion"] = .string(canary) }
             if let gpuType { o["gpuType"] = .string(gpuType) }
+            if let gate { o["gate"] = gate.json }
             return .object(o)
         }
     }
@@ -105,10 +163,15 @@ public enum Registry {
                 let model: String = row[0]
                 var m = Model(model: model, team: row[1], description: row[2], versions: [], aliases: [], aliasHistory: [])
                 for a in try Row.fetchAll(db, sql: "SELECT alias, version, actor, time, offset, hash FROM model_aliases WHERE model = ? AND offset <= ? ORDER BY offset", arguments: [model, q.last]) {
-                    m.aliasHistory.append(AliasChange(alias: a[0], version: a[1], actor: a[2], time: a[3], offset: a[4], hash: a[5]))
+                    let version: String? = a[1]
+                    let gate = version == nil ? nil : try GateStatus.of(q, db, promotionAt: a[4])
+                    m.aliasHistory.append(AliasChange(alias: a[0], version: version, actor: a[2], time: a[3], offset: a[4], hash: a[5], gate: gate))
                 }
                 var current: [String: String] = [:]
-                for change in m.aliasHistory { current[change.alias] = change.version }
+                for change in m.aliasHistory {
+                    current[change.alias] = change.version
+                    m.aliasGates[change.alias] = change.gate
+                }
                 m.aliases = current.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
                 for v in try Row.fetchAll(db, sql: "SELECT version, source, digest, job, datasets, actor, time, offset FROM model_versions WHERE model = ? AND offset <= ? ORDER BY offset", arguments: [model, q.last]) {
                     let version: String = v[0]
@@ -139,12 +202,13 @@ public enum Registry {
                 let version: String? = row[3]
                 let offset: Int64 = row[7]
                 if type == "deployment.created" {
-                    byName[name] = Deployment(deployment: name, model: row[2], team: row[4], gpuType: row[5], live: version ?? "", canary: nil, weight: 0, state: "stable", lastChange: offset)
+                    byName[name] = Deployment(deployment: name, model: row[2], team: row[4], gpuType: row[5], live: version ?? "", canary: nil, weight: 0, state: "stable", lastChange: offset, gatedOffset: offset)
                     continue
                 }
                 guard var d = byName[name] else { continue }
                 switch type {
                 case "rollout.started":
+                    d.gatedOffset = offset
                     d.canary = version
                     d.weight = row[6] ?? 0
                     d.state = "progressing"
@@ -168,7 +232,9 @@ public enum Registry {
                 d.lastChange = offset
                 byName[name] = d
             }
-            return byName.values.sorted { $0.deployment < $1.deployment }
+            var out = byName.values.sorted { $0.deployment < $1.deployment }
+            for i in out.indices { out[i].gate = try GateStatus.of(q, db, promotionAt: out[i].gatedOffset) }
+            return out
         }
     }
 }

@@ -33,6 +33,8 @@ extension PlatformSimulator {
         case finish(Int, epoch: Int)
         case cancelQueued(Int)
         case removeNode(Int)
+        /// The privacy officer approves a version trained on PII (model, version, correlation).
+        case privacyApproval(String, String, String)
     }
 
     /// A binary heap of timed actions (ties in insertion order).
@@ -232,6 +234,8 @@ extension PlatformSimulator {
                     queue.append(j)
                 }
                 schedule(now, cause: id)
+            case .privacyApproval:
+                continue  // the legacy mode writes it with the version (its lineage is known then)
             }
         }
     }

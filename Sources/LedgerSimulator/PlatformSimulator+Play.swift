@@ -62,6 +62,15 @@ public final class PlatformPlay {
                     e.request.data["job"] = .string(run.1)
                     e.request.data["datasets"] = .array(run.2.map { .string($0) })
                 }
+                if e.lineageModel != nil, let version = e.request.data["version"]?.stringValue, let model = e.request.data["model"]?.stringValue {
+                    var names = e.request.data["datasets"]?.arrayValue ?? []
+                    if e.privacyHold, !names.contains(.string(PlatformSimulator.piiDataset)) {
+                        names.append(.string(PlatformSimulator.piiDataset))
+                        e.request.data["datasets"] = .array(names)
+                    } else if let at = e.privacyReviewAt, names.contains(where: { $0.stringValue.map(PlatformSimulator.isPII) ?? false }), let id = e.request.id {
+                        agenda.push(at, .privacyApproval(model, version, id.description))
+                    }
+                }
                 return e
             }
             let (now, action) = agenda.pop()!
@@ -118,6 +127,9 @@ public final class PlatformPlay {
             guard let node = candidates.max(by: { (used[$0] ?? 0, $1) < (used[$1] ?? 0, $0) }) else { return }
             removed.insert(node)
             emit(now, "svc:ci", "node-" + node, "node.removed", ["node": .string(node), "reason": "GPU ECC errors: drained for repair"])
+        case .privacyApproval(let model, let version, let correlation):
+            emit(now, "user:pat", "model-" + model, "model.version.approved",
+                ["model": .string(model), "version": .string(version), "approver": "user:pat"], correlation: correlation)
         }
     }
 

@@ -13,7 +13,16 @@ extension PlatformSimulator {
         var at: Int64
         var fate: CanaryFate
         var pause: Bool
+        /// The gate denies it: its version was trained on PII data and has no privacy approval
+        /// yet. No canary traffic; the privacy officer approves later and the team retries.
+        var privacyHold = false
+        /// A retry of an earlier rollout's version (no new version is trained for it).
+        var retry = false
     }
+
+    /// When the held rollout's privacy approval arrives, and when the team retries.
+    static let privacyApprovalDelay: Int64 = 3 * PlatformSimulator.hour
+    static let retryDelay: Int64 = 3 * PlatformSimulator.hour + 10 * PlatformSimulator.minute
 
     struct Deployment {
         var name: String
@@ -38,7 +47,8 @@ extension PlatformSimulator {
             Rollout(deployment: 5, at: start + 3 * day + 13 * hour, fate: .healthy, pause: true),
             Rollout(deployment: 6, at: start + 4 * day + 11 * hour, fate: .errors, pause: false),
             Rollout(deployment: 7, at: start + 4 * day + 15 * hour, fate: .healthy, pause: false),
-            Rollout(deployment: 0, at: start + 5 * day + 10 * hour, fate: .slow, pause: false),
+            Rollout(deployment: 0, at: start + 5 * day + 10 * hour, fate: .healthy, pause: false, privacyHold: true),
+            Rollout(deployment: 0, at: start + 5 * day + 10 * hour + PlatformSimulator.retryDelay, fate: .healthy, pause: false, retry: true),
             Rollout(deployment: 2, at: start + 6 * day + 12 * hour, fate: .healthy, pause: false),
         ]
         return plan.filter { $0.at < end - 6 * hour }
@@ -91,13 +101,21 @@ extension PlatformSimulator {
                 // A rollout begins.
                 if canary == nil, let r = pending, r.at <= t {
                     pending = nextRollout.next()
-                    if let version = latestApproved(d.model, before: r.at), version != d.stable {
+                    if let version = plannedVersions["\(di)@\(r.at)"] ?? latestApproved(d.model, before: r.at), version != d.stable {
                         let steps = [(10, 3000), (50, 8000)]
                         let started = emit(t, "user:\(modelTeam[d.model]!)-ml", "deployment-" + d.name, "rollout.started",
                             ["deployment": .string(d.name), "model": .string(d.model), "toVersion": .string(version),
                              "steps": .array(steps.map { ["weight": .number(Double($0.0)), "minRequests": .number(Double($0.1))] }),
                              "analysis": ["maxErrorRate": 0.01, "maxP99Ms": 300, "failureLimit": 0]])
-                        canary = (version, r.fate, started, 0, 0, 0, 0, [], false, steps[0].0, steps)
+                        if r.privacyHold {
+                            // The gate denies it at once and the controller rolls it back: no
+                            // traffic. The privacy officer reviews it and approves; the team retries.
+                            gateReady["\(d.model)@\(version)"] = true
+                            emit(r.at + PlatformSimulator.privacyApprovalDelay, "user:pat", "model-" + d.model, "model.version.approved",
+                                ["model": .string(d.model), "version": .string(version), "approver": "user:pat"], correlation: started.description)
+                        } else if gateReady["\(d.model)@\(version)"] ?? false {
+                            canary = (version, r.fate, started, 0, 0, 0, 0, [], false, steps[0].0, steps)
+                        }
                         if r.pause { resumeAt = t + 40 * PlatformSimulator.minute }
                     }
                 }

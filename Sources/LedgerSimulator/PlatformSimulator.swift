@@ -116,6 +116,12 @@ public final class PlatformSimulator {
     var modelTeam: [String: String] = [:]
     /// Versions that passed evaluation and were approved: model → [(version, approved at)].
     var approved: [String: [(String, Int64)]] = [:]
+    /// "model@version" → whether the production policy's gate passes it (the simulator's mirror
+    /// of the gate, so that a denied rollout gets no canary traffic): evaluation, independent
+    /// approver, a training job, and the privacy approval when trained on PII.
+    var gateReady: [String: Bool] = [:]
+    /// The version trained for each planned rollout: "deployment index@time" → version.
+    var plannedVersions: [String: String] = [:]
 
     func setUpPlatform() {
         let t0 = start - 2 * PlatformSimulator.hour
@@ -125,6 +131,10 @@ public final class PlatformSimulator {
             var data: JSONObject = ["principal": .string(principal), "role": .string(role)]
             if principal == "svc:serving" { data["streamPrefix"] = "deployment-" }
             emit(t0, "user:alice", "principal-" + principal, "access.granted", data)
+        }
+        // Governance roles (access.granted v2): who may approve a promotion, and the privacy officer.
+        for (principal, role) in [("user:bob", "model-approver"), ("user:carol", "model-approver"), ("user:pat", "privacy")] {
+            emit(t0 + 500, "user:alice", "principal-" + principal, "access.granted", ["principal": .string(principal), "role": .string(role)], schemaVersion: 2)
         }
         // The fleet is sized to the demand, as a platform team would: a few hours of queue at the
         // weekday peak, drained overnight and over the weekend.

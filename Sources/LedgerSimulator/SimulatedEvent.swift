@@ -8,6 +8,12 @@ public struct SimulatedEvent: Sendable {
     /// A `model.version.created` whose lineage (the training job and its datasets) is filled in
     /// when it is played, from the jobs that had really completed by then.
     var lineageModel: String? = nil
+    /// For such a version: trained on PII on purpose, without the privacy approval (the demo's
+    /// held rollout).
+    var privacyHold = false
+    /// For such a version, approved: when the privacy officer reviews it, should its lineage turn
+    /// out to include a PII dataset.
+    var privacyReviewAt: Int64? = nil
 
     public init(time: Timestamp, actor: String, stream: String, type: String, data: JSONObject, correlationId: String? = nil, causationId: EventID? = nil) {
         self.time = time

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import ArgumentParser
 import Foundation
+import Synchronization
 import LedgerCore
 import LedgerLog
 import LedgerProjections
@@ -207,7 +208,7 @@ struct BenchReplay: AsyncParsableCommand {
 /// When each event was submitted and when it became visible in the projections.
 final class LagClock: @unchecked Sendable {
     // @unchecked: every field is guarded by `lock`.
-    private let lock = NSLock()
+    private let lock = Mutex(())
     private var submittedAt: [Int64: Double] = [:]
     private var visibleAt: [(offset: Int64, time: Double)] = []
     private var _visibleHead: Int64 = 0
@@ -215,24 +216,24 @@ final class LagClock: @unchecked Sendable {
     private var _done = false
     private var _failure: LedgerError?
 
-    func submitted(_ offset: Int64, at time: Double) { lock.withLock { submittedAt[offset] = time } }
+    func submitted(_ offset: Int64, at time: Double) { lock.withLock { _ in submittedAt[offset] = time } }
     func visible(_ nextOffset: Int64, at time: Double) {
-        lock.withLock {
+        lock.withLock { _ in
             visibleAt.append((nextOffset, time))
             _visibleHead = nextOffset
         }
     }
-    var visibleHead: Int64 { lock.withLock { _visibleHead } }
-    var stopping: Bool { lock.withLock { _stopping } }
-    var done: Bool { lock.withLock { _done } }
-    var failure: LedgerError? { lock.withLock { _failure } }
-    func stop() { lock.withLock { _stopping = true } }
-    func finished() { lock.withLock { _done = true } }
-    func fail(_ error: LedgerError) { lock.withLock { _failure = error; _done = true } }
+    var visibleHead: Int64 { lock.withLock { _ in _visibleHead } }
+    var stopping: Bool { lock.withLock { _ in _stopping } }
+    var done: Bool { lock.withLock { _ in _done } }
+    var failure: LedgerError? { lock.withLock { _ in _failure } }
+    func stop() { lock.withLock { _ in _stopping = true } }
+    func finished() { lock.withLock { _ in _done = true } }
+    func fail(_ error: LedgerError) { lock.withLock { _ in _failure = error; _done = true } }
 
     /// For every event, visible − submitted.
     func lags() -> [Double] {
-        lock.withLock {
+        lock.withLock { _ in
             var result: [Double] = []
             result.reserveCapacity(submittedAt.count)
             var previous: Int64 = 0

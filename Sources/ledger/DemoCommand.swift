@@ -96,6 +96,8 @@ struct DemoCommand: AsyncParsableCommand {
         Terminal.line("  ledger chargeback --data-dir \(dataDir) --from 2026-11-23 --to 2026-11-29 --format focus > focus.csv")
         Terminal.line("  ledger lineage fraud-detector@2 --data-dir \(dataDir)")
         Terminal.line("  ledger decisions --processor rollout --data-dir \(dataDir)   # every decision with its reason and evidence")
+        Terminal.line("  ledger compliance report --data-dir \(dataDir) --from 2026-11-23 --to 2026-11-29 --format md   # promotions, controls, approvers, evidence")
+        Terminal.line("  ledger policy check fraud-detector@5 --for fraud-api --as-of 2026-11-28T10:00:00Z --data-dir \(dataDir)   # the denied rollout, rule by rule")
         Terminal.line("  ledger explain \(rollback.map(String.init) ?? "OFFSET") --data-dir \(dataDir)   # a rollback back to the observation that caused it")
         Terminal.line("  ledger slo --as-of 2026-11-24T15:00:00.000Z --data-dir \(dataDir)   # any past moment")
         Terminal.line("  ledger read   --data-dir \(dataDir) --type rollout.rolled_back     # decisions with their reasons and evidence")
@@ -195,14 +197,21 @@ struct DemoCommand: AsyncParsableCommand {
         Terminal.line("Models: \(counts["model.registered", default: 0]) models, \(counts["model.version.created", default: 0]) versions, \(counts["model.version.evaluated", default: 0]) evaluations, \(counts["model.version.approved", default: 0]) approvals, \(counts["model.alias.set", default: 0]) alias moves")
         Terminal.line("Serving: \(counts["deployment.created", default: 0]) deployments, \(Format.count(Int64(counts["serving.window.observed", default: 0]))) serving windows, \(Format.count(Int64(counts["feature.histogram.observed", default: 0]))) feature histograms, \(counts["slo.defined", default: 0]) SLOs")
         Terminal.line("Rollouts (processor:rollout; `ledger explain OFFSET` walks a decision back to its evidence):")
-        var table = Table(["offset", "deployment", "version", "outcome"])
+        var table = Table(["offset", "deployment", "version", "gate", "outcome"])
         for r in f.rollouts {
             let outcome = r.promoted
                 ? "promoted after every step passed (\(r.evidence) windows in the last step)"
                 : "rolled back: \(r.reason ?? "") [evidence: \(r.evidence) events]"
-            table.add([String(r.offset), r.deployment, r.version, outcome])
+            table.add([String(r.offset), r.deployment, r.version, r.gate ?? "-", outcome])
         }
         Terminal.line(indent(table.render()))
+        let denied = f.gates.filter { !$0.passed }
+        Terminal.line("Gates (processor:gate; `ledger compliance report` lists each with its evidence): \(f.gates.count) promotions gated, \(f.gates.count - denied.count) passed, \(denied.count) denied")
+        var gates = Table(["offset", "time", "promotion", "subject", "policy", "result"])
+        for g in f.gates {
+            gates.add([String(g.offset), g.time.description, g.promotion, g.subject, g.policy, g.passed ? "passed" : "DENIED: " + g.reasons.joined(separator: "; ")])
+        }
+        Terminal.line(indent(gates.render()))
         Terminal.line("Alerts (processor:slo, processor:drift):")
         for a in f.alerts { Terminal.line("  " + Self.alertLine(a.envelope)) }
         let names = Set(EventCatalog.standard.allTypes.map(\.name)).sorted()

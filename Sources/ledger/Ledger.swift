@@ -16,12 +16,12 @@ struct Ledger: AsyncParsableCommand {
             (--data-dir, default $LEDGER_DATA_DIR or ./ledger-data).
 
             Exit codes: 0 success; 1 usage or internal error; 2 input rejected; 3 corruption found; \
-            4 the data directory is held by another writer.
+            4 the data directory is held by another writer; 5 `policy check`: a policy denies.
             """,
         subcommands: [
             DemoCommand.self, AppendCommand.self, ReadCommand.self, TailCommand.self, VerifyCommand.self,
             StatsCommand.self, ImportCommand.self, ProjectCommand.self, ProcessCommand.self, DecisionsCommand.self, ExplainCommand.self, RegistryCommand.self, ChargebackCommand.self,
-            SLOCommand.self, AuditCommand.self, LineageCommand.self, ReplayCommand.self, ServeCommand.self, BenchCommand.self,
+            SLOCommand.self, AuditCommand.self, LineageCommand.self, PolicyCommand.self, ComplianceCommand.self, ReplayCommand.self, ServeCommand.self, BenchCommand.self,
         ]
     )
 

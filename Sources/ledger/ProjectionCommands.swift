@@ -79,8 +79,11 @@ struct RegistryCommand: ParsableCommand {
             if query.format == .json { return Terminal.json(["asOf": q.asOfJSON, "models": .array(models.map(\.json))]) }
             var table = Table(["model", "team", "versions", "latest", "aliases", "flags"])
             for m in models {
-                let flags = m.versions.filter(\.selfApproved).map { "v\($0.version) self-approved" }.joined(separator: ", ")
-                table.add([m.model, m.team, String(m.versions.count), m.versions.last?.version ?? "-", m.aliases.map { "\($0.0)=\($0.1)" }.joined(separator: " "), flags])
+                var flags = m.versions.filter(\.selfApproved).map { "v\($0.version) self-approved" }
+                flags += m.aliases.filter { m.aliasGates[$0.0]?.result == "denied" }.map { "\($0.0)=\($0.1) denied by gate" }
+                table.add([m.model, m.team, String(m.versions.count), m.versions.last?.version ?? "-",
+                           m.aliases.map { "\($0.0)=\($0.1)" + (m.aliasGates[$0.0].map { $0.result == "denied" ? " (denied)" : " (gated)" } ?? "") }.joined(separator: " "),
+                           flags.joined(separator: ", ")])
             }
             Terminal.line(table.render())
         }
@@ -104,9 +107,12 @@ struct RegistryCommand: ParsableCommand {
             }
             Terminal.line(versions.render())
             Terminal.line("alias history:")
-            var history = Table(["offset", "time", "alias", "version", "by"], numeric: [0])
-            for a in m.aliasHistory { history.add([String(a.offset), Timestamp(milliseconds: a.time).description, a.alias, a.version ?? "(removed)", a.actor]) }
+            var history = Table(["offset", "time", "alias", "version", "by", "gate"], numeric: [0])
+            for a in m.aliasHistory { history.add([String(a.offset), Timestamp(milliseconds: a.time).description, a.alias, a.version ?? "(removed)", a.actor, a.gate?.summary ?? "-"]) }
             Terminal.line(history.render())
+            for (alias, version) in m.aliases where m.aliasGates[alias]?.result == "denied" {
+                Terminal.line("alias \(alias) → \(version) was DENIED: \(m.aliasGates[alias]!.summary)")
+            }
         }
     }
 
@@ -117,8 +123,8 @@ struct RegistryCommand: ParsableCommand {
             let q = try query.context()
             let deployments = try Registry.deployments(q)
             if query.format == .json { return Terminal.json(["asOf": q.asOfJSON, "deployments": .array(deployments.map(\.json))]) }
-            var table = Table(["deployment", "model", "team", "live", "canary", "weight", "state"], numeric: [5])
-            for d in deployments { table.add([d.deployment, d.model, d.team, d.live, d.canary ?? "-", d.canary == nil ? "-" : "\(d.weight)%", d.state]) }
+            var table = Table(["deployment", "model", "team", "live", "canary", "weight", "state", "gate"], numeric: [5])
+            for d in deployments { table.add([d.deployment, d.model, d.team, d.live, d.canary ?? "-", d.canary == nil ? "-" : "\(d.weight)%", d.state, d.gate.map { String($0.summary.prefix(100)) } ?? "-"]) }
             Terminal.line(table.render())
         }
     }

@@ -18,6 +18,8 @@ resources, by_path = [], {}
 for path in glob.glob(os.path.join(root, "**", "*.json"), recursive=True):
     with open(path) as f:
         doc = json.load(f)
+    if "$schema" not in doc:
+        continue  # not a schema (Schemas/compliance/controls.json is a mapping)
     Draft202012Validator.check_schema(doc)
     resources.append((doc["$id"], Resource.from_contents(doc)))
     by_path[os.path.relpath(path, root)] = doc
