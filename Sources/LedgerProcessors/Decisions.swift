@@ -152,6 +152,10 @@ public enum EventSummary {
             return "gate \(s("result")) \(subject["model"]?.stringValue ?? "?") version \(subject["version"]?.stringValue ?? "?") to \(target) under \(s("policy")) v\(n("policyVersion"))"
                 + (failing.isEmpty ? "" : " — " + failing.joined(separator: "; "))
         case "policy.set": return "policy \(s("policy")) v\(n("version")): \(d["rules"]?.objectValue?.keys.joined(separator: ", ") ?? "")"
+        case "model.version.evaluated":
+            let metrics = (d["metrics"]?.objectValue ?? [:]).map { "\($0.key) \($0.value.doubleValue.map { RolloutController.text($0) } ?? "?")" }.joined(separator: ", ")
+            return "\(s("model")) version \(s("version")) evaluated by \(d["evaluator"]?.stringValue ?? e.actor): \(metrics), \(d["passed"]?.boolValue == true ? "passed" : "not passed")"
+        case "dataset.registered": return "dataset \(s("name"))@\(s("version")) (\(d["classification"]?.stringValue ?? "unclassified")) registered with digest \(s("digest"))"
         case "model.version.approved": return "\(s("model")) version \(s("version")) approved by \(s("approver"))"
         case "access.granted": return "\(s("principal")) granted \(s("role"))" + (d["streamPrefix"]?.stringValue.map { " on \($0)*" } ?? "")
         case "access.revoked": return "\(s("principal")) revoked \(s("role"))"

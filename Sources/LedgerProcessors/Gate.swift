@@ -23,6 +23,15 @@ public final class Gate: Processor {
 
     public func apply(_ event: Envelope) -> [Decision] {
         var out = DecisionBuilder(processor: name, trigger: event)
+        Gate.fold(&state, event, &out)
+        return out.decisions
+    }
+
+    /// One event through the gate: the verdicts on a promotion (into `out`), then the state
+    /// folded. The rollout controller runs the same step on its own copy of the state, so that
+    /// it knows the verdicts on a rollout at the rollout's own event — with the same derived ids —
+    /// rather than whenever the verdicts happen to be read back.
+    static func fold(_ state: inout GovernanceState, _ event: Envelope, _ out: inout DecisionBuilder) {
         var passed = true
         if let promotion = Promotion(event) {
             let correlation = event.type == "rollout.started" ? event.id.description : event.correlationId
@@ -39,6 +48,5 @@ public final class Gate: Processor {
         }
         state.apply(event)
         if event.type == "model.alias.set" && passed { state.aliasMoved(event) }
-        return out.decisions
     }
 }

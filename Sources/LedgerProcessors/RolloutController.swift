@@ -8,10 +8,10 @@ public import LedgerCore
 /// Every decision names the metrics, values and thresholds it used, and the ids of its evidence.
 public final class RolloutController: Processor {
     public let name = "rollout"
-    public let inputTypes: Set<String> = [
+    public let inputTypes = Set([
         "rollout.started", "serving.window.observed", "rollout.paused", "rollout.resumed", "rollout.promoted", "rollout.rolled_back",
-        "drift.alerted", "slo.burn.alerted", "policy.set", "model.registered", "gate.evaluated",
-    ]
+        "drift.alerted", "slo.burn.alerted", "deployment.created",
+    ]).union(GovernanceState.inputTypes)
 
     struct Step: Codable {
         var weight: Int
@@ -34,19 +34,15 @@ public final class RolloutController: Processor {
         var errors = 0.0
         var worstP99 = 0.0
         var evidence: [EventID] = []
-        /// The policies whose gate has not reported yet: no step is decided while any has.
-        var awaiting: [String] = []
-        /// The gates that passed it.
-        var gates: [EventID] = []
     }
 
     struct State: Codable {
         /// deployment → the rollout in progress.
         var active: [String: Rollout] = [:]
-        /// The policies in force and the models' teams, to know which gates a rollout awaits
-        /// (the same scope rule as the gate's).
-        var policies: [String: GovernancePolicy] = [:]
-        var teams: [String: String] = [:]
+        /// The gate's state, folded here too: the controller takes the gate's verdicts on a
+        /// rollout at the `rollout.started` itself (the same pure evaluation, the same derived
+        /// ids), so its decisions never depend on when the verdict events are read back.
+        var governance = GovernanceState()
     }
 
     var state = State()
@@ -63,18 +59,8 @@ public final class RolloutController: Processor {
 
     public func apply(_ event: Envelope) -> [Decision] {
         let d = event.data
-        switch event.type {
-        case "policy.set":
-            if let p = GovernancePolicy(data: d, id: event.id) { state.policies[p.name] = p }
-            return []
-        case "model.registered":
-            if let m = d.string("model"), let t = d.string("team") { state.teams[m] = t }
-            return []
-        case "gate.evaluated":
-            return gateReported(event)
-        default:
-            break
-        }
+        var verdicts = DecisionBuilder(processor: "gate", trigger: event)
+        Gate.fold(&state.governance, event, &verdicts)
         guard let deployment = d.string("deployment") else { return [] }
         var out = DecisionBuilder(processor: name, trigger: event)
         switch event.type {
@@ -85,14 +71,13 @@ public final class RolloutController: Processor {
                 return Step(weight: w, minRequests: m)
             }
             guard !parsed.isEmpty else { return [] }
-            var r = Rollout(
+            let r = Rollout(
                 deployment: deployment, version: version, started: event.id, steps: parsed, maxErrorRate: analysis.double("maxErrorRate") ?? 1,
                 maxP99Ms: analysis.double("maxP99Ms") ?? .greatestFiniteMagnitude, failureLimit: analysis.int("failureLimit") ?? 0)
-            if let promotion = Promotion(event) {
-                r.awaiting = state.policies.values.filter { $0.gates(model: promotion.model, team: state.teams[promotion.model], promotion: promotion) }
-                    .map(\.name).sorted()
-            }
             state.active[deployment] = r
+            if let denied = verdicts.decisions.first(where: { $0.data.string("result") != "passed" }) {
+                gateDenied(r, denied, &out)
+            }
         case "rollout.paused":
             guard var r = state.active[deployment], d.string("version") == nil || d.string("version") == r.version else { return [] }
             r.paused = true
@@ -111,7 +96,6 @@ public final class RolloutController: Processor {
             r.worstP99 = max(r.worstP99, d.double("p99Ms") ?? 0)
             r.evidence.append(event.id)
             state.active[deployment] = r
-            guard r.awaiting.isEmpty else { return [] }  // the gate has not reported: tally, decide nothing
             analyse(deployment, &out)
         case "drift.alerted":
             guard let r = state.active[deployment], d.string("severity") == "high", d.string("version") == r.version else { return [] }
@@ -200,21 +184,11 @@ public final class RolloutController: Processor {
         }
     }
 
-    /// A gate on a rollout reported: a denial rolls it back at once with the gate's reasons; when
-    /// the last awaited gate passed, the tally gathered meanwhile is analysed.
-    func gateReported(_ event: Envelope) -> [Decision] {
-        let d = event.data
-        guard d.string("promotion") == "rollout.started", let deployment = d.object("subject")?.string("deployment"),
-            var r = state.active[deployment], event.causationId == r.started, let policy = d.string("policy"), r.awaiting.contains(policy)
-        else { return [] }
-        var out = DecisionBuilder(processor: name, trigger: event)
-        r.awaiting.removeAll { $0 == policy }
-        if d.string("result") == "passed" {
-            r.gates.append(event.id)
-            state.active[deployment] = r
-            if r.awaiting.isEmpty { analyse(deployment, &out) }
-            return out.decisions
-        }
+    /// A gate denied the rollout: it is rolled back at once with the gate's reasons, evidence
+    /// the verdict (its derived id: the gate, before this processor in the runner's order, has
+    /// appended it) and the verdict's own evidence.
+    func gateDenied(_ r: Rollout, _ verdict: Decision, _ out: inout DecisionBuilder) {
+        let d = verdict.data
         let rules = (d.array("rules") ?? []).compactMap(RuleVerdict.init(json:)).filter { $0.verdict != .passed }
         var checks: [JSONValue] = []
         for rule in rules {
@@ -222,14 +196,12 @@ public final class RolloutController: Processor {
             checks.append(["metric": .string("gate." + rule.rule + (rule.metric.map { "." + $0 } ?? "")), "value": .number(v), "threshold": .number(t)])
         }
         let reasons = rules.map { "\($0.rule)\($0.metric.map { " " + $0 } ?? ""): \($0.reason)" }.joined(separator: "; ")
-        let version = d.int("policyVersion").map { " v\($0)" } ?? ""
-        var evidence = [event.id] + r.gates
+        var evidence = [verdict.id]
         for id in (d.array("evidence") ?? []).compactMap({ $0.stringValue.flatMap(EventID.init) }) where !evidence.contains(id) { evidence.append(id) }
-        out.add(stream: "deployment-" + deployment, type: "rollout.rolled_back",
-            data: ["deployment": .string(deployment), "version": .string(r.version),
-                   "reason": .string(String("gate denied by policy \(policy)\(version): \(reasons)".prefix(1000))), "checks": .array(Array(checks.prefix(64))),
-                   "evidence": .ids(Array(evidence.prefix(1024)))], correlation: r.started.description)
-        state.active[deployment] = nil
-        return out.decisions
+        out.add(stream: "deployment-" + r.deployment, type: "rollout.rolled_back",
+            data: ["deployment": .string(r.deployment), "version": .string(r.version),
+                   "reason": .string(String("gate denied by policy \(d.string("policy") ?? "?") v\(d.int("policyVersion") ?? 0): \(reasons)".prefix(1000))),
+                   "checks": .array(Array(checks.prefix(64))), "evidence": .ids(Array(evidence.prefix(1024)))], correlation: r.started.description)
+        state.active[r.deployment] = nil
     }
 }

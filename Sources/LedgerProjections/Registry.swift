@@ -117,8 +117,11 @@ public enum Registry {
                 "model": .string(model), "team": .string(team), "versions": .array(versions.map(\.json)),
                 "aliases": .object(JSONObject(members: aliases.map { .init(key: $0.0, value: .string($0.1)) })),
                 "aliasHistory": .array(aliasHistory.map(\.json)),
-                "aliasGates": .object(JSONObject(members: aliasGates.sorted { $0.key < $1.key }.map { .init(key: $0.key, value: $0.value.json) })),
             ]
+            // Only when a gate judged an alias (a log without policies answers as it always did).
+            if !aliasGates.isEmpty {
+                o["aliasGates"] = .object(JSONObject(members: aliasGates.sorted { $0.key < $1.key }.map { .init(key: $0.key, value: $0.value.json) }))
+            }
             if let description { o["description"] = .string(description) }
             return .object(o)
         }

@@ -103,7 +103,7 @@ struct RegistryCommand: ParsableCommand {
                 var flags: [String] = []
                 if v.selfApproved { flags.append("self-approved") }
                 if v.archived { flags.append("archived") }
-                versions.add([v.version, Timestamp(milliseconds: v.created).description, v.creator, v.job ?? "-", v.passed.map { $0 ? "yes" : "no" } ?? "-", v.approver ?? "-", v.aliases.joined(separator: " "), flags.joined(separator: ", ")])
+                versions.add([v.version, Timestamp(milliseconds: v.created).description, v.creator, v.job ?? "-", v.passed.map { $0 ? "yes" : "no" } ?? "-", v.approver ?? "-", v.aliases.map { m.aliasGates[$0]?.result == "denied" ? $0 + " (denied)" : $0 }.joined(separator: " "), flags.joined(separator: ", ")])
             }
             Terminal.line(versions.render())
             Terminal.line("alias history:")

@@ -15,7 +15,8 @@ struct ReplayCommand: AsyncParsableCommand {
         discussion: """
             A scenario is a folder: events.ndjson (envelopes with their ids, times and actors, as \
             `ledger import` takes them and `ledger read` exports them) and, optionally, scenario.json \
-            ({"processors": "none" or "all" (the default), "checks": [{"args": [...], "expected": "FILE"}]}), \
+            ({"processors": "none" or "all" (the default), "checks": [{"args": [...], "expected": "FILE", "status": N}]}, \
+            status the exit status the check must end with, default 0), \
             README.md and expected/. A folder with only events.ndjson (an export of production) replays \
             with the processors and checks nothing. The events are appended one by \
             one — with "processors": "all", the processors run to quiescence after each, as SEMANTICS.md \
@@ -90,8 +91,9 @@ struct ReplayCommand: AsyncParsableCommand {
                 throw LedgerError(.usage, "\(scenario)/scenario.json check \(i): needs \"args\" (strings) and \"expected\" (a file name)")
             }
             let (status, actual) = try runSelfCapturing(args + ["--data-dir", directory])
-            guard status == 0 else {
-                throw LedgerError(.internal, "check \(i) (`ledger \(args.joined(separator: " "))`) exited with \(status): \(actual)")
+            let wanted = Int32(c["status"]?.intValue ?? 0)
+            guard status == wanted else {
+                throw LedgerError(.internal, "check \(i) (`ledger \(args.joined(separator: " "))`) exited with \(status), not \(wanted): \(actual)")
             }
             let path = scenario + "/expected/" + expected
             if record {

@@ -299,26 +299,36 @@ extension Play {
         #expect(p.of("rollout.rolled_back").count == 1)
     }
 
-    @Test func aRolloutAwaitsItsGateThenAnalysesWhatArrivedMeanwhile() async throws {
-        // The gate and the controller run in one round: windows in the same slice as the
-        // rollout's start are tallied but no step is decided before the gate passes.
-        let p = try await Self.governed(rules: ["lineage": [:]])
-        try await p.trained("fraud", "2")
-        let log = p.log
-        let start = p.clock
-        func request(_ type: String, _ data: JSONObject, _ seconds: Int64) -> AppendRequest {
-            AppendRequest(stream: EventCatalog.standard.type(type)!.stream(for: data)!, type: type, data: data, id: .random(),
-                time: Timestamp(milliseconds: start + seconds * 1000), actor: "user:test")
+    @Test func theControllerTakesTheGatesVerdictAtTheRolloutItself() async throws {
+        // The rollout, its canary windows and more all in the log before any processor runs (a
+        // bulk import): the controller's decisions do not depend on when the verdict is read back.
+        for (approved, expected) in [(true, ["gate.evaluated", "rollout.step.advanced"]), (false, ["gate.evaluated", "rollout.rolled_back"])] {
+            let p = try await Self.governed(rules: ["approval": ["role": "model-approver"]])
+            try await p.trained("fraud", "2")
+            if approved { try await p.approve("fraud", "2", by: "user:carol") }
+            let start = p.clock
+            func request(_ type: String, _ data: JSONObject, _ seconds: Int64) -> AppendRequest {
+                AppendRequest(stream: EventCatalog.standard.type(type)!.stream(for: data)!, type: type, data: data, id: .random(),
+                    time: Timestamp(milliseconds: start + seconds * 1000), actor: "user:test")
+            }
+            let window: JSONObject = ["deployment": "fraud-prod", "version": "2", "windowStart": "2026-11-23T00:00:00.000Z", "windowEnd": "2026-11-23T00:05:00.000Z",
+                                      "requests": 500, "errors": 0, "slowRequests": 0, "p99Ms": 100]
+            let startedID = EventID.random()
+            var started = request("rollout.started", ["deployment": "fraud-prod", "model": "fraud", "toVersion": "2",
+                "steps": [["weight": 10, "minRequests": 100], ["weight": 50, "minRequests": 100_000]], "analysis": ["maxErrorRate": 0.01, "maxP99Ms": 300]], 1)
+            started.id = startedID
+            _ = try await p.log.append([started, request("serving.window.observed", window, 2)], policy: AppendPolicy(actor: "user:admin", mode: .admin))
+            let made = try await p.runner.runToQuiescence()
+            #expect(made.map(\.decision.type) == expected)
+            let verdict = try #require(made.first { $0.decision.type == "gate.evaluated" })
+            #expect(verdict.decision.id == DecisionID.derive(processor: "gate", trigger: startedID, index: 0))
+            if !approved {
+                let back = try #require(made.last?.decision)
+                #expect(back.causationId == startedID)
+                #expect(back.data["evidence"]?.arrayValue?.first == .string(verdict.decision.id.description))
+                #expect(verdict.offset < made.last!.offset)  // the verdict is in the log before the rollback citing it
+            }
         }
-        let window: JSONObject = ["deployment": "fraud-prod", "version": "2", "windowStart": "2026-11-23T00:00:00.000Z", "windowEnd": "2026-11-23T00:05:00.000Z",
-                                  "requests": 500, "errors": 0, "slowRequests": 0, "p99Ms": 100]
-        _ = try await log.append([
-            request("rollout.started", ["deployment": "fraud-prod", "model": "fraud", "toVersion": "2", "steps": [["weight": 10, "minRequests": 100], ["weight": 50, "minRequests": 100]],
-                                        "analysis": ["maxErrorRate": 0.01, "maxP99Ms": 300]], 1),
-            request("serving.window.observed", window, 2),
-        ], policy: AppendPolicy(actor: "user:admin", mode: .admin))
-        let made = try await p.runner.runToQuiescence().map(\.decision.type)
-        #expect(made == ["gate.evaluated", "rollout.step.advanced"])
     }
 
     @Test func aMalformedPolicyIsRefusedAtAppendAndWritesNothing() async throws {
@@ -343,5 +353,44 @@ extension Play {
         let policy = try #require(copy.state.policies(gating: promotion).first)
         #expect(copy.state.evaluate(policy, promotion: promotion) == gate.state.evaluate(policy, promotion: promotion))
         #expect(copy.state.evaluate(policy, promotion: promotion).rules.first { $0.rule == "approval" }?.verdict == .passed)
+    }
+}
+
+@Suite struct ComplianceTests {
+    @Test func theDefaultControlsMapEveryRuleAndABadFileIsRefused() throws {
+        let controls = try ComplianceReport.controls(path: nil)
+        #expect(controls.contains { $0.id == "SOC2-CC8.1" } && controls.contains { $0.id == "ISO27001-A.8.32" })
+        // Every rule a gate can report is served by some control, and access changes too.
+        for rule in ["evaluation.metric", "evaluation.passed", "evaluation.noWorseThanChampion", "approval", "lineage.job", "lineage.succeeded",
+                     "lineage.datasets", "classification"] {
+            #expect(controls.contains { $0.serves(rule) }, "\(rule)")
+        }
+        #expect(controls.contains { $0.rules.contains("access") })
+        #expect(!controls.contains { $0.serves("evaluationX") && !$0.rules.contains("evaluationX") })
+        let dir = TemporaryDirectory()
+        let bad = dir.path + "/controls.json"
+        try #"{"controls": [{"id": "X"}]}"#.write(toFile: bad, atomically: true, encoding: .utf8)
+        #expect { try ComplianceReport.controls(path: bad) } throws: { ($0 as? LedgerError)?.code == .usage }
+        #expect { try ComplianceReport.controls(path: dir.path + "/missing.json") } throws: { ($0 as? LedgerError)?.code == .usage }
+    }
+
+    @Test func theReportListsPromotionsWithTheirGatesOutcomesAndAccessChanges() async throws {
+        let p = try await GateTests.governed(rules: ["approval": ["role": "model-approver"]])
+        try await p.trained("fraud", "2", creator: "user:dana")
+        _ = try await p.add("rollout.started", ["deployment": "fraud-prod", "model": "fraud", "toVersion": "2",
+            "steps": [["weight": 10, "minRequests": 100]], "analysis": ["maxErrorRate": 0.01, "maxP99Ms": 300]])
+        try await p.approve("fraud", "2", by: "user:carol")
+        try await p.alias("fraud", "champion", "2")
+        try await p.alias("fraud", "candidate", "2")
+        let from = Timestamp("2026-11-23T00:00:00.000Z")!
+        let report = try ComplianceReport.build(p.log, from: from, to: from.adding(milliseconds: 86_400_000), controls: try ComplianceReport.controls(path: nil))
+        #expect(report.promotions.map(\.result) == ["denied", "passed", "ungated"])  // candidate is outside the scope
+        #expect(report.promotions[0].outcome?.hasPrefix("rolled back: gate denied by policy prod v1") == true)
+        #expect(report.promotions[1].gates.first?.approvers == ["user:carol"])
+        #expect(report.promotions[1].gates.first?.evidence.allSatisfy { $0.offset != nil && $0.hash?.count == 64 } == true)
+        #expect(report.access.map(\.principal) == ["user:carol", "user:pat"])
+        let segregation = try #require(report.controls.first { $0.id == "ISO27001-A.5.3" })
+        #expect(report.findings(segregation).map { $0.rules.map(\.verdict) } == [[.missing], [.passed]])
+        #expect(report.totals.denied == 1 && report.totals.ungated == 1)
     }
 }

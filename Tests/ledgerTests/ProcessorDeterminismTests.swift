@@ -8,7 +8,7 @@ import LedgerProcessors
 /// with the processors deciding), a replay of its client events from empty, and a replay killed
 /// with SIGKILL again and again and resumed from the processors' snapshots give byte-identical
 /// logs; a processor killed between deciding and appending, restarted, writes each decision
-/// exactly once.
+/// exactly once. Every processor is in the comparison, the gate included.
 @Suite(.serialized) struct ProcessorDeterminismTests {
     /// The client events of a simulated week, as a Replay/ scenario (processors: all).
     static func scenario(days: Int, strategy: String = "best-effort") throws -> (TemporaryDirectory, demoLog: String) {
@@ -54,6 +54,10 @@ import LedgerProcessors
         try #require(a.status == 0, "\(a.stderr)")
         let freshLog = try ledger(["read", "--data-dir", fresh]).stdout
         #expect(freshLog == demoLog)
+        // The gate is among the processors compared: the week's policy passes promotions and
+        // denies one, and the rollout it denied is rolled back with the gate's reasons.
+        #expect(demoLog.contains(#""result":"passed""#) && demoLog.contains(#""result":"denied""#))
+        #expect(demoLog.contains("gate denied by policy production-promotion v1: classification"))
         // Killed at random points, resumed each time from the processors' snapshots.
         let killed = dir.path + "/killed"
         var rng = SeededGenerator(defaultSeed: 7001)
