@@ -177,7 +177,7 @@ struct BenchProcess: AsyncParsableCommand {
         let seconds = monotonicSeconds() - start
         try await copy.close()
         removeTree(scratch)
-        Terminal.line("processors: scheduler, drift, slo and rollout over \(Format.count(inputs)) client events (\(days) simulated days) in \(Format.fixed(seconds, 2)) s = \(Format.count(Int64(Double(inputs) / seconds))) input events/s; \(Format.count(Int64(decisions.count))) decisions appended (fsync never); peak RSS \(Format.bytes(peakRSS()))")
+        Terminal.line("processors: scheduler, drift, slo, gate and rollout over \(Format.count(inputs)) client events (\(days) simulated days) in \(Format.fixed(seconds, 2)) s = \(Format.count(Int64(Double(inputs) / seconds))) input events/s; \(Format.count(Int64(decisions.count))) decisions appended (fsync never); peak RSS \(Format.bytes(peakRSS()))")
         Terminal.flush()
     }
 
