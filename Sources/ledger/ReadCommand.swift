@@ -109,6 +109,9 @@ struct VerifyCommand: ParsableCommand {
     @Option(help: "table or json.")
     var format: OutputFormat = .table
 
+    @Option(name: .customLong("public-key"), help: ArgumentHelp("Also require every stored checkpoint to be signed by this verifier key (or a file holding it).", valueName: "KEY"))
+    var publicKey: String?
+
     func run() throws {
         let start = monotonicSeconds()
         let progress = Progress("verify", total: try LogReader(directory: data.resolved).head)
@@ -126,6 +129,30 @@ struct VerifyCommand: ParsableCommand {
         }
         if let problem = report.problem {
             throw LedgerError(.corrupt, "first bad offset \(report.badOffset ?? -1): \(problem)")
+        }
+        try verifyCheckpoints()
+    }
+
+    /// Every stored checkpoint against the log's own tree (recomputed from the events), with
+    /// `--public-key` its signature; and the stored tree against the log.
+    func verifyCheckpoints() throws {
+        let key = try publicKey.map(loadVerifierKey)
+        let checkpoints = try Checkpoints(dataDirectory: data.resolved).list()
+        let hasTree = access(MerkleStore.directory(dataDirectory: data.resolved) + "/level-00.bin", F_OK) == 0
+        guard !checkpoints.isEmpty || hasTree else {
+            if key != nil { throw LedgerError(.corrupt, "no signed checkpoint to verify against the key") }
+            return
+        }
+        let reader = try LogReader(directory: data.resolved)
+        let tree = hasTree ? try MerkleStore(dataDirectory: data.resolved) : nil
+        let problems = try Checkpoints.verify(reader, checkpoints: checkpoints, key: key, tree: tree)
+        if format == .table, problems.isEmpty {
+            Terminal.line("checkpoints: \(checkpoints.count) match the log's Merkle tree" + (key.map { ", each signed by \($0.name)" } ?? " (signatures not checked: --public-key)")
+                + (checkpoints.last.map { "; latest of \($0.size) events" } ?? ""))
+        }
+        if !problems.isEmpty {
+            for p in problems.dropFirst() { Terminal.error(p) }
+            throw LedgerError(.corrupt, problems[0])
         }
     }
 }

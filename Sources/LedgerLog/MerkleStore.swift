@@ -1,0 +1,227 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+public import LedgerCore
+
+/// The log's Merkle tree on disk (`<data-dir>/merkle/`, `Schemas/proofs.md`): one file per level,
+/// `level-NN.bin`, holding the 32-byte hashes of the complete, aligned subtrees of that level in
+/// order (level 0: the leaf hashes). Appending a leaf writes it and every subtree it completes —
+/// O(log n) at worst, two hashes per event on average — so the tree follows the log incrementally
+/// and is never rebuilt. It is derived data: it can always be recomputed from the log, which
+/// `ledger verify` does, and a torn write is cut back on open.
+///
+/// Every operation takes an exclusive `flock` on `merkle/LOCK` for its duration and rereads the
+/// levels' sizes, so a server and a CLI on the same data directory can both extend and read it.
+/// One instance is not for sharing between threads.
+public final class MerkleStore: MerkleNodes {
+    public let directory: String
+    private var fds: [Int32] = []
+    private var counts: [Int64] = []
+    private let lockFD: Int32
+    private var locked = false
+
+    public static func directory(dataDirectory: String) -> String { dataDirectory + "/merkle" }
+
+    /// Opens (creating) the tree of the log in `dataDirectory`.
+    public init(dataDirectory: String) throws {
+        directory = MerkleStore.directory(dataDirectory: dataDirectory)
+        try FileIO.makeDirectory(directory)
+        lockFD = try FileIO.open(directory + "/LOCK", O_RDWR | O_CREAT)
+    }
+
+    deinit {
+        for fd in fds { close(fd) }
+        close(lockFD)
+    }
+
+    private func path(_ level: Int) -> String { directory + "/level-" + (level < 10 ? "0" : "") + String(level) + ".bin" }
+
+    /// Runs `body` holding the tree's lock, with the levels' sizes reread (and a torn tail cut).
+    public func withLock<T>(_ body: () throws -> T) throws -> T {
+        if locked { return try body() }
+        while flock(lockFD, LOCK_EX) != 0 {
+            guard errno == EINTR else { throw LedgerError(.io, "flock \(directory)/LOCK: \(FileIO.errorText())") }
+        }
+        locked = true
+        defer {
+            locked = false
+            flock(lockFD, LOCK_UN)
+        }
+        try reload()
+        return try body()
+    }
+
+    private func reload() throws {
+        var level = fds.count
+        while FileIO.exists(path(level)) {
+            fds.append(try FileIO.open(path(level), O_RDWR))
+            counts.append(0)
+            level += 1
+        }
+        if fds.isEmpty {
+            fds.append(try FileIO.open(path(0), O_RDWR | O_CREAT))
+            counts.append(0)
+        }
+        for l in fds.indices { counts[l] = try FileIO.size(fds[l], path(l)) / 32 }
+        // Consistent sizes: level l holds exactly size >> l nodes. A crash between the writes of
+        // one append leaves a level short (or a torn tail): cut every level back to agree.
+        var size = counts[0]
+        for l in counts.indices.dropFirst() { size = min(size, (counts[l] << Int64(l)) | ((1 << Int64(l)) - 1)) }
+        size = min(size, (1 << Int64(counts.count)) - 1)  // a level not yet created holds no node
+        try truncateLocked(to: size)
+    }
+
+    /// The number of leaves.
+    public var size: Int64 { get throws { try withLock { counts[0] } } }
+
+    public func node(level: Int, index: Int64) throws -> Hash256 {
+        try withLock {
+            guard level < fds.count, index >= 0, index < counts[level] else {
+                throw LedgerError(.notFound, "no complete Merkle subtree at level \(level), index \(index) (tree of \(counts[0]) leaves)")
+            }
+            return try read(level, index)
+        }
+    }
+
+    private func read(_ level: Int, _ index: Int64) throws -> Hash256 {
+        var buffer = [UInt8](repeating: 0, count: 32)
+        let n = try buffer.withUnsafeMutableBytes { try FileIO.pread(fds[level], $0.baseAddress!, 32, index * 32, path(level)) }
+        guard n == 32 else { throw LedgerError(.corrupt, "\(path(level)) ends before node \(index)") }
+        return Hash256(bytes: buffer)
+    }
+
+    /// Cuts the tree back to `size` leaves (a log truncated below it, a torn write).
+    public func truncate(to size: Int64) throws { try withLock { try truncateLocked(to: size) } }
+
+    private func truncateLocked(to size: Int64) throws {
+        for l in fds.indices {
+            let keep = size >> Int64(l)
+            let bytes = try FileIO.size(fds[l], path(l))
+            if counts[l] != keep || bytes != keep * 32 {
+                try FileIO.truncate(fds[l], keep * 32, path(l))
+                counts[l] = keep
+            }
+        }
+    }
+
+    /// Appends the leaves of the events `counts[0] ..< end` of `source` (default: its head): their
+    /// leaf hashes and every subtree they complete. Returns the new size.
+    @discardableResult
+    public func catchUp(_ source: any LogSource, to end: Int64? = nil) throws -> Int64 {
+        try withLock {
+            let target = min(end ?? source.head, source.head)
+            if counts[0] > target { return counts[0] }
+            // The right edge: the last node of each level whose count is odd waits for its sibling.
+            var edge: [Hash256?] = []
+            for l in fds.indices { edge.append(counts[l] % 2 == 1 ? try read(l, counts[l] - 1) : nil) }
+            var buffers: [[UInt8]] = Array(repeating: [], count: fds.count)
+            func add(_ level: Int, _ hash: Hash256) {
+                while buffers.count <= level { buffers.append([]) }
+                while edge.count <= level { edge.append(nil) }
+                var bytes = [UInt8](repeating: 0, count: 32)
+                hash.write(into: &bytes, at: 0)
+                buffers[level].append(contentsOf: bytes)
+                if let left = edge[level] {
+                    edge[level] = nil
+                    add(level + 1, Merkle.nodeHash(left, hash))
+                } else {
+                    edge[level] = hash
+                }
+            }
+            func flush() throws {
+                for l in buffers.indices where !buffers[l].isEmpty {
+                    if l >= fds.count {
+                        fds.append(try FileIO.open(path(l), O_RDWR | O_CREAT))
+                        counts.append(0)
+                    }
+                    try buffers[l].withUnsafeBytes { try FileIO.pwrite(fds[l], $0, counts[l] * 32, path(l)) }
+                    counts[l] += Int64(buffers[l].count / 32)
+                    buffers[l].removeAll(keepingCapacity: true)
+                }
+            }
+            let cursor = source.cursor(from: counts[0], end: target, filter: .all)
+            var pending = 0
+            while let view = try cursor.next() {
+                guard let hash = MerkleStore.storedHash(view.json) else {
+                    throw LedgerError(.corrupt, "the event at offset \(view.offset) has no readable hash")
+                }
+                add(0, Merkle.leafHash(hash))
+                pending += 1
+                if pending == 65_536 {
+                    try flush()
+                    pending = 0
+                }
+            }
+            try flush()
+            return counts[0]
+        }
+    }
+
+    /// The `hash` member of a stored envelope, read without parsing it: in canonical JSON the
+    /// top-level `hash` follows `data`, and no member after it can hold the text `"hash":"`, so it
+    /// is the last occurrence.
+    static func storedHash(_ json: UnsafeRawBufferPointer) -> Hash256? {
+        let key = Array(#""hash":""#.utf8)
+        guard json.count > key.count + 64 else { return nil }
+        var i = json.count - key.count - 64
+        while i >= 0 {
+            if json[i] == key[0] && json[i + 1] == key[1] && json[i + 2] == key[2] && json[i + 5] == key[5] && json[i + 6] == key[6]
+                && json[i + 3] == key[3] && json[i + 4] == key[4] && json[i + 7] == key[7]
+            {
+                return Hash256(hexBytes: UnsafeRawBufferPointer(rebasing: json[(i + 8)..<(i + 72)]))
+            }
+            i -= 1
+        }
+        return nil
+    }
+
+    // MARK: proofs
+
+    /// The root of the first `size` leaves.
+    public func root(size: Int64) throws -> Hash256 {
+        try withLock {
+            guard size <= counts[0] else { throw LedgerError(.notFound, "the tree has \(counts[0]) leaves, not \(size)") }
+            return try Merkle.root(self, size: size)
+        }
+    }
+
+    public func inclusionProof(index: Int64, size: Int64) throws -> [Hash256] {
+        try withLock {
+            guard size <= counts[0] else { throw LedgerError(.notFound, "the tree has \(counts[0]) leaves, not \(size)") }
+            guard index >= 0, index < size else { throw LedgerError(.usage, "offset \(index) is not in a tree of \(size) events") }
+            return try Merkle.inclusionProof(self, index: index, size: size)
+        }
+    }
+
+    public func consistencyProof(first: Int64, second: Int64) throws -> [Hash256] {
+        try withLock {
+            guard second <= counts[0] else { throw LedgerError(.notFound, "the tree has \(counts[0]) leaves, not \(second)") }
+            guard first > 0, first <= second else { throw LedgerError(.usage, "a consistency proof needs 0 < M ≤ N, not M \(first), N \(second)") }
+            return try Merkle.consistencyProof(self, first: first, second: second)
+        }
+    }
+
+    /// The leaf hash at `index`.
+    public func leaf(_ index: Int64) throws -> Hash256 { try node(level: 0, index: index) }
+}
+
+extension Hash256 {
+    /// Parses 64 lowercase hex digits from raw bytes.
+    public init?(hexBytes: UnsafeRawBufferPointer) {
+        guard hexBytes.count == 64 else { return nil }
+        var w: [UInt64] = [0, 0, 0, 0]
+        for i in 0..<64 {
+            let c = hexBytes[i]
+            let v: UInt8
+            switch c {
+            case 0x30...0x39: v = c - 0x30
+            case 0x61...0x66: v = c - 0x61 + 10
+            default: return nil
+            }
+            w[i / 16] = w[i / 16] << 4 | UInt64(v)
+        }
+        self.init(words: (w[0], w[1], w[2], w[3]))
+    }
+}
