@@ -118,13 +118,14 @@ public struct Checkpoints {
     }
 
     /// Creates, signs and stores every checkpoint due up to the log's head (and, with `atHead`,
-    /// one at the head itself). `attest` adds extension lines for a size (projection digests).
+    /// one at the head itself), or up to `upTo`. `attest` adds extension lines for a size
+    /// (projection digests).
     /// Returns the notes written.
     @available(*, noasync, message: "fsyncs: call it from a thread of its own")
     @discardableResult
     public func createDue(_ source: any LogSource, tree: MerkleStore, key: SigningKey, policy: Policy, origin proposed: String? = nil,
-                          atHead: Bool = false, attest: ((Int64) throws -> [String])? = nil) throws -> [Checkpoint] {
-        let head = source.head
+                          atHead: Bool = false, upTo limit: Int64? = nil, attest: ((Int64) throws -> [String])? = nil) throws -> [Checkpoint] {
+        let head = min(source.head, limit ?? .max)
         guard head > 0 else { return [] }
         let origin = try self.origin(proposed: try proposed ?? Checkpoints.defaultOrigin(source))
         let last = try list().last?.size ?? 0

@@ -17,8 +17,8 @@ public import LedgerCore
 /// One instance is not for sharing between threads.
 public final class MerkleStore: MerkleNodes {
     public let directory: String
-    private var fds: [Int32] = []
-    private var counts: [Int64] = []
+    fileprivate var fds: [Int32] = []
+    fileprivate var counts: [Int64] = []
     private let lockFD: Int32
     private var locked = false
 
@@ -36,7 +36,7 @@ public final class MerkleStore: MerkleNodes {
         close(lockFD)
     }
 
-    private func path(_ level: Int) -> String { directory + "/level-" + (level < 10 ? "0" : "") + String(level) + ".bin" }
+    fileprivate func path(_ level: Int) -> String { directory + "/level-" + (level < 10 ? "0" : "") + String(level) + ".bin" }
 
     /// Runs `body` holding the tree's lock, with the levels' sizes reread (and a torn tail cut).
     public func withLock<T>(_ body: () throws -> T) throws -> T {
@@ -85,7 +85,7 @@ public final class MerkleStore: MerkleNodes {
         }
     }
 
-    private func read(_ level: Int, _ index: Int64) throws -> Hash256 {
+    fileprivate func read(_ level: Int, _ index: Int64) throws -> Hash256 {
         var buffer = [UInt8](repeating: 0, count: 32)
         let n = try buffer.withUnsafeMutableBytes { try FileIO.pread(fds[level], $0.baseAddress!, 32, index * 32, path(level)) }
         guard n == 32 else { throw LedgerError(.corrupt, "\(path(level)) ends before node \(index)") }
@@ -112,50 +112,77 @@ public final class MerkleStore: MerkleNodes {
     public func catchUp(_ source: any LogSource, to end: Int64? = nil) throws -> Int64 {
         try withLock {
             let target = min(end ?? source.head, source.head)
-            if counts[0] > target { return counts[0] }
-            // The right edge: the last node of each level whose count is odd waits for its sibling.
-            var edge: [Hash256?] = []
-            for l in fds.indices { edge.append(counts[l] % 2 == 1 ? try read(l, counts[l] - 1) : nil) }
-            var buffers: [[UInt8]] = Array(repeating: [], count: fds.count)
-            func add(_ level: Int, _ hash: Hash256) {
-                while buffers.count <= level { buffers.append([]) }
-                while edge.count <= level { edge.append(nil) }
-                var bytes = [UInt8](repeating: 0, count: 32)
-                hash.write(into: &bytes, at: 0)
-                buffers[level].append(contentsOf: bytes)
-                if let left = edge[level] {
-                    edge[level] = nil
-                    add(level + 1, Merkle.nodeHash(left, hash))
-                } else {
-                    edge[level] = hash
-                }
-            }
-            func flush() throws {
-                for l in buffers.indices where !buffers[l].isEmpty {
-                    if l >= fds.count {
-                        fds.append(try FileIO.open(path(l), O_RDWR | O_CREAT))
-                        counts.append(0)
-                    }
-                    try buffers[l].withUnsafeBytes { try FileIO.pwrite(fds[l], $0, counts[l] * 32, path(l)) }
-                    counts[l] += Int64(buffers[l].count / 32)
-                    buffers[l].removeAll(keepingCapacity: true)
-                }
-            }
+            if counts[0] >= target { return counts[0] }
+            var appender = try Appender(self)
             let cursor = source.cursor(from: counts[0], end: target, filter: .all)
-            var pending = 0
             while let view = try cursor.next() {
                 guard let hash = MerkleStore.storedHash(view.json) else {
                     throw LedgerError(.corrupt, "the event at offset \(view.offset) has no readable hash")
                 }
-                add(0, Merkle.leafHash(hash))
-                pending += 1
-                if pending == 65_536 {
-                    try flush()
-                    pending = 0
-                }
+                try appender.add(Merkle.leafHash(hash))
             }
-            try flush()
+            try appender.flush()
             return counts[0]
+        }
+    }
+
+    /// Appends leaf hashes that belong to no log (benchmarks, tests). Returns the new size.
+    @discardableResult
+    public func append(leafHashes: some Sequence<Hash256>) throws -> Int64 {
+        try withLock {
+            var appender = try Appender(self)
+            for leaf in leafHashes { try appender.add(leaf) }
+            try appender.flush()
+            return counts[0]
+        }
+    }
+
+    /// Buffers new nodes level by level and writes them in large pieces. The right edge — the
+    /// last node of each level whose count is odd — waits for its sibling.
+    private struct Appender {
+        let store: MerkleStore
+        var edge: [Hash256?] = []
+        var buffers: [[UInt8]] = []
+        var pending = 0
+
+        init(_ store: MerkleStore) throws {
+            self.store = store
+            for l in store.fds.indices { edge.append(store.counts[l] % 2 == 1 ? try store.read(l, store.counts[l] - 1) : nil) }
+            buffers = Array(repeating: [], count: store.fds.count)
+        }
+
+        mutating func add(_ leaf: Hash256) throws {
+            var level = 0
+            var hash = leaf
+            while true {
+                while buffers.count <= level { buffers.append([]) }
+                while edge.count <= level { edge.append(nil) }
+                let start = buffers[level].count
+                buffers[level].append(contentsOf: repeatElement(0, count: 32))
+                hash.write(into: &buffers[level], at: start)
+                guard let left = edge[level] else {
+                    edge[level] = hash
+                    break
+                }
+                edge[level] = nil
+                hash = Merkle.nodeHash(left, hash)
+                level += 1
+            }
+            pending += 1
+            if pending == 65_536 { try flush() }
+        }
+
+        mutating func flush() throws {
+            for l in buffers.indices where !buffers[l].isEmpty {
+                if l >= store.fds.count {
+                    store.fds.append(try FileIO.open(store.path(l), O_RDWR | O_CREAT))
+                    store.counts.append(0)
+                }
+                try buffers[l].withUnsafeBytes { try FileIO.pwrite(store.fds[l], $0, store.counts[l] * 32, store.path(l)) }
+                store.counts[l] += Int64(buffers[l].count / 32)
+                buffers[l].removeAll(keepingCapacity: true)
+            }
+            pending = 0
         }
     }
 

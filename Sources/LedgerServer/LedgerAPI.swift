@@ -75,6 +75,9 @@ public func buildRouter(_ api: LedgerAPI) -> Router<LedgerRequestContext> {
     router.get("/v1/lineage/{model}/{version}") { request, context in try await api.lineage(request, context) }
     router.get("/v1/decisions") { request, context in try await api.decisions(request, context) }
     router.get("/v1/explain/{offset}") { request, context in try await api.explain(request, context) }
+    router.get("/v1/checkpoints") { request, context in try await api.checkpoints(request, context) }
+    router.get("/v1/proofs/inclusion") { request, context in try await api.inclusionProof(request, context) }
+    router.get("/v1/proofs/consistency") { request, context in try await api.consistencyProof(request, context) }
     return router
 }
 

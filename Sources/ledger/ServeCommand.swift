@@ -53,6 +53,10 @@ struct ServeCommand: AsyncParsableCommand {
     var heartbeat: Double = 15
     @Option(help: "Events a subscriber may fall behind before it is told it is lagging.")
     var lagBound: Int64 = 10_000
+    @Option(name: .customLong("signing-key"), help: ArgumentHelp("Sign checkpoints as they fall due with this key (outside the data directory; `ledger checkpoint keygen`).", valueName: "FILE"))
+    var signingKey: String?
+    @Option(name: .customLong("checkpoint-every"), help: "With --signing-key: a checkpoint at least every this many events (and at each UTC day close).")
+    var checkpointEvery: Int64 = 100_000
     @Option(help: "Events the projections may be behind before /readyz answers 503.")
     var readyLagBound: Int64 = 10_000
     @Flag(help: "Run without the processors (a ledger that records, and decides nothing).")
@@ -103,6 +107,8 @@ struct ServeCommand: AsyncParsableCommand {
             logger.warning("no --tokens: the server is open (every request acts as \(ProcessInfoLite.localActor) with every role); it listens on \(configuration.host) only")
         }
 
+        let checkpointKey = try signingKey.map { try loadSigningKey($0, dataDirectory: data.resolved) }
+        guard checkpointEvery > 0 else { throw ValidationError("--checkpoint-every must be positive") }
         var options = EngineOptions()
         options.processors = !noProcessors
         options.projections = !noProjections
@@ -138,6 +144,10 @@ struct ServeCommand: AsyncParsableCommand {
         services.append(app)
         services.append(api.hub)
         if let tokenStore { services.append(TokenReloadService(tokens: tokenStore, logger: logger)) }
+        if let key = checkpointKey {
+            services.append(CheckpointService(log: engine.log, dataDirectory: data.resolved, store: engine.store, key: key,
+                policy: Checkpoints.Policy(every: checkpointEvery), logger: logger))
+        }
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         logger.notice("serving \(data.resolved) on \(configuration.tlsCertificatePath == nil ? "http" : "https")://\(listen) (head \(engine.head))")
         try await group.run()

@@ -56,7 +56,17 @@ import LedgerCore
         let sizes = checkpoints.map { $0["size"]!.intValue! }
         #expect(sizes.contains(100) && sizes.contains(200) && sizes.last == head)
         #expect(checkpoints.allSatisfy { $0["verified"] == true })
-        #expect(checkpoints.last!["note"]!.stringValue!.contains("\nprojection registry sha256:"))
+        // The read models' digests are those of what the commands print as of the checkpoint.
+        let note = checkpoints.first { $0["size"] == 200 }!["note"]!.stringValue!
+        for (name, args) in [("registry", ["registry", "models"]), ("slo", ["slo"])] {
+            let printed = try ledger(args + ["--format", "json", "--as-of", "199", "--data-dir", data]).stdout
+            let digest = Hash256.of(Array(printed.utf8.dropLast())).description
+            #expect(note.contains("\nprojection \(name) sha256:\(digest)\n"), "\(name): \(note)")
+        }
+        let day = try #require(note.split(separator: "\n").first { $0.hasPrefix("projection chargeback/") })
+        let date = String(day.dropFirst("projection chargeback/".count).prefix(10))
+        let charge = try ledger(["chargeback", "--from", date, "--to", date, "--format", "json", "--as-of", "199", "--data-dir", data]).stdout
+        #expect(day.hasSuffix("sha256:" + Hash256.of(Array(charge.utf8.dropLast())).description), "\(day)")
         let verify = try ledger(["verify", "--data-dir", data, "--public-key", pub])
         #expect(verify.status == 0 && verify.stdout.contains("checkpoints: \(sizes.count) match the log's Merkle tree, each signed by audit-test"), "\(verify.stdout)\(verify.stderr)")
         // Proofs through the CLI, checked against the reference verifier.
