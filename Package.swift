@@ -38,6 +38,13 @@ let package = Package(
             pkgConfig: "liblz4",
             providers: [.apt(["liblz4-dev"])]
         ),
+        // OpenSSL's libcrypto, for SHA-256 in bulk (the Merkle tree) with a context reused
+        // call after call; swift-crypto stays for signatures.
+        .systemLibrary(
+            name: "CLibCrypto",
+            pkgConfig: "libcrypto",
+            providers: [.apt(["libssl-dev"])]
+        ),
 
         // Embeds every file of the top-level Schemas/ folder into LedgerCore.
         .executableTarget(name: "schema-embed", path: "Sources/schema-embed"),
@@ -50,7 +57,7 @@ let package = Package(
 
         .target(
             name: "LedgerCore",
-            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["CLibCrypto", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict,
             plugins: ["SchemaEmbedPlugin"]
         ),

@@ -119,7 +119,7 @@ public final class MerkleStore: MerkleNodes {
                 guard let hash = MerkleStore.storedHash(view.json) else {
                     throw LedgerError(.corrupt, "the event at offset \(view.offset) has no readable hash")
                 }
-                try appender.add(Merkle.leafHash(hash))
+                try appender.add(appender.sha.leafHash(hash))
             }
             try appender.flush()
             return counts[0]
@@ -141,6 +141,7 @@ public final class MerkleStore: MerkleNodes {
     /// last node of each level whose count is odd — waits for its sibling.
     private struct Appender {
         let store: MerkleStore
+        let sha = BulkSHA256()
         var edge: [Hash256?] = []
         var buffers: [[UInt8]] = []
         var pending = 0
@@ -165,7 +166,7 @@ public final class MerkleStore: MerkleNodes {
                     break
                 }
                 edge[level] = nil
-                hash = Merkle.nodeHash(left, hash)
+                hash = sha.nodeHash(left, hash)
                 level += 1
             }
             pending += 1

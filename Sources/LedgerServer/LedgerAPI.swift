@@ -90,6 +90,7 @@ enum RouteTable {
         ("/v1/verify", "GET"), ("/v1/registry/models", "GET"), ("/v1/registry/models/*", "GET"), ("/v1/registry/deployments", "GET"),
         ("/v1/chargeback", "GET"), ("/v1/slo", "GET"), ("/v1/audit/events", "GET"), ("/v1/audit/chain/*", "GET"),
         ("/v1/audit/anomalies", "GET"), ("/v1/lineage/*/*", "GET"), ("/v1/decisions", "GET"), ("/v1/explain/*", "GET"),
+        ("/v1/checkpoints", "GET"), ("/v1/proofs/inclusion", "GET"), ("/v1/proofs/consistency", "GET"),
     ].map { ($0.0.split(separator: "/"), $0.1) }
 
     /// The methods a path allows, if it is a route.
