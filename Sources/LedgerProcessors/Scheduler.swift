@@ -113,7 +113,42 @@ public final class Scheduler: Processor {
     public init() {}
 
     public func snapshot() throws -> [UInt8] { try encodeState(state) }
-    public func restore(_ bytes: [UInt8]) throws { state = try JSONDecoder().decode(State.self, from: Data(bytes)) }
+    public func restore(_ bytes: [UInt8]) throws {
+        state = try JSONDecoder().decode(State.self, from: Data(bytes))
+        freeCount = [:]
+        noPlan = [:]
+        for n in state.nodes.indices { countFree(n, 1) }
+    }
+
+    /// Derived, like ``freeCount``: bumped by every change a preemption plan depends on (a node's
+    /// usage, capacity or reservation, a pool's usage, a quota, a pool created), so that a head
+    /// found to have no plan is not searched again until something changed.
+    var planEpoch = 0
+    /// Job → the epoch at which it had no preemption plan.
+    var noPlan: [Int: Int] = [:]
+
+    /// Derived from `state` (never in a snapshot): per GPU type, how many nodes have each number
+    /// of free GPUs — so that a head that fits nowhere is known at once, without a scan.
+    var freeCount: [String: [Int]] = [:]
+
+    func countFree(_ n: Int, _ delta: Int) {
+        let node = state.nodes[n]
+        let f = node.free
+        var counts = freeCount[node.gpuType] ?? []
+        freeCount[node.gpuType] = nil
+        if counts.count <= f { counts += Array(repeating: 0, count: f + 1 - counts.count) }
+        counts[f] += delta
+        freeCount[node.gpuType] = counts
+    }
+
+    /// Changes a node, keeping ``freeCount`` in step.
+    @inline(__always)
+    func changeNode(_ n: Int, _ body: (inout Node) -> Void) {
+        planEpoch &+= 1
+        countFree(n, -1)
+        body(&state.nodes[n])
+        countFree(n, 1)
+    }
 
     // MARK: applying events
 
@@ -128,15 +163,17 @@ public final class Scheduler: Processor {
             if state.nodes[n].gpuType != type {
                 state.nodesByType[state.nodes[n].gpuType]?.removeAll { $0 == n }
                 dirty.insert(state.nodes[n].gpuType)
-                state.nodes[n].gpuType = type
+                changeNode(n) { $0.gpuType = type }
                 insertNode(n, type)
             }
-            state.nodes[n].capacity = count
-            state.nodes[n].removed = false
+            changeNode(n) {
+                $0.capacity = count
+                $0.removed = false
+            }
             dirty.insert(type)
         case "node.removed":
             guard let node = d.string("node"), let n = state.nodeIndex[node] else { break }
-            state.nodes[n].removed = true
+            changeNode(n) { $0.removed = true }
             unreserve(node: n)
             for j in state.nodes[n].jobs where !state.jobs[j].external {
                 preempt(j, preemptor: nil, reason: "NodeRemoved", at: event.time.milliseconds, &out)
@@ -144,6 +181,7 @@ public final class Scheduler: Processor {
             dirty.insert(state.nodes[n].gpuType)
         case "quota.set":
             guard let team = d.string("team"), let type = d.string("gpuType"), let nominal = d.int("nominal") else { break }
+            planEpoch &+= 1
             let p = poolNumber(team, type)
             if let old = state.pools[p].quota?.cohort { state.cohorts[old + "/" + type]?.removeAll { $0 == p } }
             let strategy = d.string("queueingStrategy") ?? "BestEffortFIFO"  // v2's default (a v1 event was upcast to StrictFIFO)
@@ -197,7 +235,7 @@ public final class Scheduler: Processor {
             state.jobs[j].gpus = gpus
             state.jobs[j].external = true
             state.jobs[j].admission = state.admissions
-            state.nodes[n].used += gpus
+            changeNode(n) { $0.used += gpus }
             state.nodes[n].jobs.append(j)
             state.pools[state.jobs[j].pool].usage += gpus
             dirty.insert(type)
@@ -227,6 +265,7 @@ public final class Scheduler: Processor {
         if let n = state.nodeIndex[name] { return n }
         state.nodes.append(Node(name: name, gpuType: type, capacity: 0, used: 0, removed: false, jobs: []))
         let n = state.nodes.count - 1
+        countFree(n, 1)
         state.nodeIndex[name] = n
         insertNode(n, type)
         return n
@@ -245,6 +284,7 @@ public final class Scheduler: Processor {
         let key = team + "/" + type
         if let p = state.poolIndex[key] { return p }
         state.pools.append(Pool(team: team, gpuType: type))
+        planEpoch &+= 1
         let p = state.pools.count - 1
         state.poolIndex[key] = p
         var list = state.poolsByType[type] ?? []
@@ -257,12 +297,14 @@ public final class Scheduler: Processor {
     func store(_ job: Job) -> Int {
         if let j = state.jobIndex[job.name] {
             state.jobs[j] = job
+            noPlan[j] = nil
             return j
         }
         let j: Int
         if let slot = state.freeSlots.popLast() {
             j = slot
             state.jobs[j] = job
+            noPlan[j] = nil
         } else {
             state.jobs.append(job)
             j = state.jobs.count - 1
@@ -345,16 +387,20 @@ public final class Scheduler: Processor {
     /// The fitting node with the fewest free GPUs, ties by name — leaving out nodes kept for
     /// another job (BestEffortFIFO's starvation guard).
     func bestFit(_ type: String, _ gpus: Int, for j: Int) -> Int? {
-        var best: (Int, Int)? = nil
-        for n in state.nodesByType[type] ?? [] {
-            if let holder = state.nodes[n].reservedFor, holder != j { continue }
-            let free = state.nodes[n].free
-            if free >= gpus && (best == nil || free < best!.0) {
-                best = (free, n)
-                if free == gpus { break }  // nothing fits tighter; earlier names win ties
+        // The tightest free count that some node has, then the first such node by name that is
+        // not kept for another job (all kept: the next count up). No node with room: nil at once.
+        guard let counts = freeCount[type] else { return nil }
+        var f = max(gpus, 0)
+        while f < counts.count {
+            if counts[f] > 0 {
+                for n in state.nodesByType[type] ?? [] where state.nodes[n].free == f {
+                    if let holder = state.nodes[n].reservedFor, holder != j { continue }
+                    return n
+                }
             }
+            f += 1
         }
-        return best?.1
+        return nil
     }
 
     func schedule(_ type: String, at now: Int64, _ out: inout DecisionBuilder) {
@@ -440,12 +486,14 @@ public final class Scheduler: Processor {
         }
         guard let n = best else { return }
         state.nodes[n].reservedFor = j
+        planEpoch &+= 1
         state.jobs[j].reserved = n
     }
 
     func unreserve(node n: Int) {
         guard let j = state.nodes[n].reservedFor else { return }
         state.nodes[n].reservedFor = nil
+        planEpoch &+= 1
         if state.jobs[j].reserved == n { state.jobs[j].reserved = nil }
     }
 
@@ -456,7 +504,8 @@ public final class Scheduler: Processor {
         let p = state.jobs[j].pool
         state.pools[p].usage += state.jobs[j].gpus
         let after = state.pools[p].usage
-        state.nodes[n].used += state.jobs[j].gpus
+        let gpus = state.jobs[j].gpus
+        changeNode(n) { $0.used += gpus }
         state.nodes[n].jobs.append(j)
         state.admissions += 1
         state.jobs[j].admission = state.admissions
@@ -486,7 +535,7 @@ public final class Scheduler: Processor {
     func free(_ j: Int) {
         guard let n = state.jobs[j].node else { return }
         let gpus = state.jobs[j].gpus
-        state.nodes[n].used = max(0, state.nodes[n].used - gpus)
+        changeNode(n) { $0.used = max(0, $0.used - gpus) }
         if let i = state.nodes[n].jobs.firstIndex(of: j) { state.nodes[n].jobs.remove(at: i) }
         let p = state.jobs[j].pool
         state.pools[p].usage = max(0, state.pools[p].usage - gpus)
@@ -519,6 +568,13 @@ public final class Scheduler: Processor {
 
     /// The node where the fewest victims make room for job `j`, and those victims with their reason.
     func preemptionPlan(_ j: Int) -> (Int, [(Int, String)])? {
+        if noPlan[j] == planEpoch { return nil }
+        let plan = searchPreemptionPlan(j)
+        if plan == nil { noPlan[j] = planEpoch }
+        return plan
+    }
+
+    func searchPreemptionPlan(_ j: Int) -> (Int, [(Int, String)])? {
         let job = (pool: state.jobs[j].pool, gpus: state.jobs[j].gpus, priority: state.jobs[j].priority, gpuType: state.jobs[j].gpuType)
         let p = job.pool
         let q = quota(p)
