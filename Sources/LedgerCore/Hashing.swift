@@ -75,22 +75,25 @@ public struct Hash256: Sendable, Hashable, CustomStringConvertible {
     /// Parses 64 lowercase hex digits.
     public init?(hex: String) {
         var hex = hex
-        guard let value = hex.withUTF8({ b -> Hash256? in
-            guard b.count == 64 else { return nil }
-            var w: [UInt64] = [0, 0, 0, 0]
-            for i in 0..<64 {
-                let c = b[i]
-                let d: UInt64
-                switch c {
-                case 0x30...0x39: d = UInt64(c - 0x30)
-                case 0x61...0x66: d = UInt64(c - 0x61 + 10)
-                default: return nil
-                }
-                w[i / 16] = w[i / 16] << 4 | d
-            }
-            return Hash256(words: (w[0], w[1], w[2], w[3]))
-        }) else { return nil }
+        guard let value = hex.withUTF8({ Hash256(hexBytes: UnsafeRawBufferPointer($0)) }) else { return nil }
         self = value
+    }
+
+    /// Parses 64 lowercase hex digits from raw bytes (a stored envelope's `hash`, read in place).
+    public init?(hexBytes b: UnsafeRawBufferPointer) {
+        guard b.count == 64 else { return nil }
+        var w: [UInt64] = [0, 0, 0, 0]
+        for i in 0..<64 {
+            let c = b[i]
+            let d: UInt64
+            switch c {
+            case 0x30...0x39: d = UInt64(c - 0x30)
+            case 0x61...0x66: d = UInt64(c - 0x61 + 10)
+            default: return nil
+            }
+            w[i / 16] = w[i / 16] << 4 | d
+        }
+        self.init(words: (w[0], w[1], w[2], w[3]))
     }
 
     public var description: String {

@@ -234,22 +234,3 @@ public final class MerkleStore: MerkleNodes {
     /// The leaf hash at `index`.
     public func leaf(_ index: Int64) throws -> Hash256 { try node(level: 0, index: index) }
 }
-
-extension Hash256 {
-    /// Parses 64 lowercase hex digits from raw bytes.
-    public init?(hexBytes: UnsafeRawBufferPointer) {
-        guard hexBytes.count == 64 else { return nil }
-        var w: [UInt64] = [0, 0, 0, 0]
-        for i in 0..<64 {
-            let c = hexBytes[i]
-            let v: UInt8
-            switch c {
-            case 0x30...0x39: v = c - 0x30
-            case 0x61...0x66: v = c - 0x61 + 10
-            default: return nil
-            }
-            w[i / 16] = w[i / 16] << 4 | UInt64(v)
-        }
-        self.init(words: (w[0], w[1], w[2], w[3]))
-    }
-}

@@ -302,7 +302,7 @@ public struct ComplianceReport: Sendable {
             for x in f {
                 let p = promotions[x.promotion]
                 let g = p.gates[x.gate]
-                let verdicts = x.rules.map { "\($0.rule)\($0.metric.map { " " + $0 } ?? "") **\($0.verdict.rawValue)** (\(Self.escape($0.reason)))" }.joined(separator: "; ")
+                let verdicts = x.rules.map { "\($0.name) **\($0.verdict.rawValue)** (\(Self.escape($0.reason)))" }.joined(separator: "; ")
                 out.append("- #\(p.offset) \(p.promotion.model)@\(p.promotion.version) to \(p.promotion.target): gate #\(g.offset) \(g.policy) v\(g.policyVersion) — \(verdicts)")
             }
         }
@@ -327,7 +327,7 @@ public struct ComplianceReport: Sendable {
                 out.append("")
                 for r in g.rules {
                     let vt = [r.value.map { "value " + $0.text }, r.threshold.map { "threshold " + $0.text }].compactMap { $0 }.joined(separator: ", ")
-                    out.append("- \(r.rule)\(r.metric.map { " " + $0 } ?? ""): \(r.verdict.rawValue)\(vt.isEmpty ? "" : " (\(vt))") — \(Self.escape(r.reason))")
+                    out.append("- \(r.name): \(r.verdict.rawValue)\(vt.isEmpty ? "" : " (\(vt))") — \(Self.escape(r.reason))")
                 }
                 for c in g.evidence {
                     out.append("- evidence #\(c.offset.map(String.init) ?? "?") \(c.type ?? "not in this log") `\(c.hash ?? c.id.description)`\(c.summary.map { ": " + Self.escape($0) } ?? "")")

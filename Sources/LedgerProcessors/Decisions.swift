@@ -148,7 +148,7 @@ public enum EventSummary {
             let subject = d["subject"]?.objectValue ?? [:]
             let target = subject["deployment"]?.stringValue.map { "deployment " + $0 } ?? subject["alias"]?.stringValue.map { "alias " + $0 } ?? "?"
             let failing = (d["rules"]?.arrayValue ?? []).compactMap(RuleVerdict.init(json:)).filter { $0.verdict != .passed }
-                .map { "\($0.rule)\($0.metric.map { " " + $0 } ?? ""): \($0.reason)" }
+                .map(\.summary)
             return "gate \(s("result")) \(subject["model"]?.stringValue ?? "?") version \(subject["version"]?.stringValue ?? "?") to \(target) under \(s("policy")) v\(n("policyVersion"))"
                 + (failing.isEmpty ? "" : " — " + failing.joined(separator: "; "))
         case "policy.set": return "policy \(s("policy")) v\(n("version")): \(d["rules"]?.objectValue?.keys.joined(separator: ", ") ?? "")"

@@ -230,6 +230,11 @@ public struct RuleVerdict: Codable, Sendable, Equatable {
     public var threshold: Value?
     public var reason: String
 
+    /// `evaluation.metric auc`, `approval`.
+    public var name: String { rule + (metric.map { " " + $0 } ?? "") }
+    /// `evaluation.metric auc: auc 0.82 misses >= 0.85`.
+    public var summary: String { name + ": " + reason }
+
     public init(rule: String, metric: String? = nil, verdict: Verdict, value: Value? = nil, threshold: Value? = nil, reason: String) {
         self.rule = rule
         self.metric = metric
@@ -276,7 +281,7 @@ public struct GateOutcome: Sendable, Equatable {
 
     /// `approval: 0 independent approvals of 1 needed; classification: …` — the rules that did not pass.
     public var reasons: String {
-        rules.filter { $0.verdict != .passed }.map { "\($0.rule)\($0.metric.map { " " + $0 } ?? ""): \($0.reason)" }.joined(separator: "; ")
+        rules.filter { $0.verdict != .passed }.map(\.summary).joined(separator: "; ")
     }
 }
 

@@ -98,7 +98,7 @@ public struct PlatformFigures: Sendable {
                     let subject = d["subject"]?.objectValue ?? [:]
                     let target = subject["deployment"]?.stringValue.map { "deployment " + $0 } ?? subject["alias"]?.stringValue.map { "alias " + $0 } ?? ""
                     let reasons = (d["rules"]?.arrayValue ?? []).compactMap(RuleVerdict.init(json:)).filter { $0.verdict != .passed }
-                        .map { "\($0.rule)\($0.metric.map { " " + $0 } ?? ""): \($0.reason)" }
+                        .map(\.summary)
                     f.gates.append(GateVerdict(
                         offset: e.offset, time: e.time, promotion: s("promotion"),
                         subject: "\(subject["model"]?.stringValue ?? "?")@\(subject["version"]?.stringValue ?? "?") → \(target)",

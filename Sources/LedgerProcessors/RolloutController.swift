@@ -195,7 +195,7 @@ public final class RolloutController: Processor {
             guard case .number(let v)? = rule.value, case .number(let t)? = rule.threshold else { continue }
             checks.append(["metric": .string("gate." + rule.rule + (rule.metric.map { "." + $0 } ?? "")), "value": .number(v), "threshold": .number(t)])
         }
-        let reasons = rules.map { "\($0.rule)\($0.metric.map { " " + $0 } ?? ""): \($0.reason)" }.joined(separator: "; ")
+        let reasons = rules.map(\.summary).joined(separator: "; ")
         var evidence = [verdict.id]
         for id in (d.array("evidence") ?? []).compactMap({ $0.stringValue.flatMap(EventID.init) }) where !evidence.contains(id) { evidence.append(id) }
         out.add(stream: "deployment-" + r.deployment, type: "rollout.rolled_back",

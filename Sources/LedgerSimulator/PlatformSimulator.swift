@@ -194,21 +194,24 @@ public final class PlatformSimulator {
         }
     }
 
+    /// The hour of the simulated day (fractional) and whether the day is a weekend day.
+    func weekPosition(_ time: Int64) -> (hourOfDay: Double, weekend: Bool) {
+        let hourOfDay = Double((time - start) % (24 * PlatformSimulator.hour)) / Double(PlatformSimulator.hour)
+        let day = Int((time - start) / (24 * PlatformSimulator.hour))
+        return (hourOfDay, day % 7 >= 5)
+    }
+
     /// Training arrivals per hour-of-week factor (at most 1.2): working hours busiest, nights at
     /// two thirds of the peak (pipelines and sweeps), weekends at four fifths of a weekday.
     func jobRhythm(_ time: Int64) -> Double {
-        let hourOfDay = Double((time - start) % (24 * PlatformSimulator.hour)) / Double(PlatformSimulator.hour)
-        let day = Int((time - start) / (24 * PlatformSimulator.hour))
-        let weekend = day % 7 >= 5
+        let (hourOfDay, weekend) = weekPosition(time)
         let daily = 0.9 + 0.2 * max(0, sin(Double.pi * (hourOfDay - 6) / 14))
         return (weekend ? 0.9 : 1.0) * daily
     }
 
     /// Requests per hour-of-week factor: busy working hours UTC, quieter nights and weekends.
     func rhythm(_ time: Int64) -> Double {
-        let hourOfDay = Double((time - start) % (24 * PlatformSimulator.hour)) / Double(PlatformSimulator.hour)
-        let day = Int((time - start) / (24 * PlatformSimulator.hour))
-        let weekend = day % 7 >= 5
+        let (hourOfDay, weekend) = weekPosition(time)
         let daily = 0.35 + 1.3 * max(0, sin(Double.pi * (hourOfDay - 6) / 14))
         return (weekend ? 0.35 : 1.0) * daily
     }

@@ -68,7 +68,7 @@ struct PolicyCommand: ParsableCommand {
                     }
                     Terminal.line(table.render())
                     let missing = o.rules.filter { $0.verdict == .missing }
-                    if !missing.isEmpty { Terminal.line("missing: " + missing.map { "\($0.rule)\($0.metric.map { " " + $0 } ?? "")" }.joined(separator: ", ")) }
+                    if !missing.isEmpty { Terminal.line("missing: " + missing.map(\.name).joined(separator: ", ")) }
                 }
             }
             if denied { throw ExitCode(5) }
@@ -167,7 +167,7 @@ struct ComplianceCommand: ParsableCommand {
             for p in report.promotions where p.result == "denied" {
                 for g in p.gates where g.result != "passed" {
                     Terminal.line("denied #\(p.offset) \(p.promotion.model)@\(p.promotion.version) → \(p.promotion.target) by \(g.policy) v\(g.policyVersion) (gate #\(g.offset)):")
-                    for r in g.rules where r.verdict != .passed { Terminal.line("    \(r.rule)\(r.metric.map { " " + $0 } ?? ""): \(r.verdict.rawValue) — \(r.reason)") }
+                    for r in g.rules where r.verdict != .passed { Terminal.line("    \(r.name): \(r.verdict.rawValue) — \(r.reason)") }
                 }
             }
             if !report.access.isEmpty {

@@ -197,10 +197,8 @@ extension Hash256 {
     /// Writes the 32 bytes at `offset` of `buffer`.
     @inline(__always)
     public func write(into buffer: inout [UInt8], at offset: Int) {
-        let w = [words.0, words.1, words.2, words.3]
-        for (i, word) in w.enumerated() {
-            for b in 0..<8 { buffer[offset + i * 8 + b] = UInt8(truncatingIfNeeded: word >> UInt64(56 - 8 * b)) }
-        }
+        precondition(offset >= 0 && offset + 32 <= buffer.count)
+        buffer.withUnsafeMutableBytes { store(into: $0.baseAddress! + offset) }
     }
 }
 
