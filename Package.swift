@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "LedgerProcessors", targets: ["LedgerProcessors"]),
         .library(name: "LedgerEngine", targets: ["LedgerEngine"]),
         .library(name: "LedgerServer", targets: ["LedgerServer"]),
+        .library(name: "LedgerKafka", targets: ["LedgerKafka"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -44,6 +45,12 @@ let package = Package(
             name: "CLibCrypto",
             pkgConfig: "libcrypto",
             providers: [.apt(["libssl-dev"])]
+        ),
+        // librdkafka, for the Kafka backend (and its mock cluster, in rdkafka_mock.h).
+        .systemLibrary(
+            name: "CRdKafka",
+            pkgConfig: "rdkafka",
+            providers: [.apt(["librdkafka-dev"])]
         ),
 
         // Embeds every file of the top-level Schemas/ folder into LedgerCore.
@@ -116,6 +123,14 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "LedgerKafka",
+            dependencies: [
+                "LedgerCore", "LedgerLog", "CRdKafka",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
             name: "LedgerSimulator",
             dependencies: ["LedgerCore"],
             swiftSettings: strict
@@ -123,7 +138,7 @@ let package = Package(
         .executableTarget(
             name: "ledger",
             dependencies: [
-                "LedgerCore", "LedgerLog", "LedgerProjections", "LedgerProcessors", "LedgerSimulator", "LedgerEngine", "LedgerServer",
+                "LedgerCore", "LedgerLog", "LedgerProjections", "LedgerProcessors", "LedgerSimulator", "LedgerEngine", "LedgerServer", "LedgerKafka",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -140,6 +155,7 @@ let package = Package(
         .testTarget(name: "LedgerProjectionsTests", dependencies: ["LedgerTestSupport", "LedgerProjections", "LedgerLog", "LedgerCore", "LedgerSimulator"], swiftSettings: strict),
         .testTarget(name: "LedgerProcessorsTests", dependencies: ["LedgerTestSupport", "LedgerProcessors", "LedgerLog", "LedgerCore", "LedgerSimulator"], swiftSettings: strict),
         .testTarget(name: "LedgerSimulatorTests", dependencies: ["LedgerTestSupport", "LedgerSimulator", "LedgerCore"], swiftSettings: strict),
+        .testTarget(name: "LedgerKafkaTests", dependencies: ["LedgerTestSupport", "LedgerKafka", "LedgerEngine", "LedgerLog", "LedgerCore", "LedgerSimulator", "LedgerProjections"], swiftSettings: strict),
         .testTarget(name: "LedgerEngineTests", dependencies: ["LedgerTestSupport", "LedgerEngine", "LedgerLog", "LedgerCore", "LedgerProcessors", "LedgerProjections", "LedgerSimulator"], swiftSettings: strict),
         .testTarget(
             name: "LedgerServerTests",

@@ -28,6 +28,8 @@ public struct LedgerError: Error, Sendable, Equatable, CustomStringConvertible {
         // Log state (exit codes 3 and 4).
         public static let corrupt = Code(rawValue: "corrupt")
         public static let locked = Code(rawValue: "locked")
+        /// Another writer took over the log (Kafka: the same transactional id, a newer epoch).
+        public static let fenced = Code(rawValue: "fenced")
         // Everything else (exit code 1).
         public static let writerFailed = Code(rawValue: "writer_failed")
         public static let io = Code(rawValue: "io_error")
@@ -80,7 +82,7 @@ public struct LedgerError: Error, Sendable, Equatable, CustomStringConvertible {
         if isRejection { return 2 }
         switch code {
         case .corrupt: return 3
-        case .locked: return 4
+        case .locked, .fenced: return 4
         default: return 1
         }
     }

@@ -70,23 +70,16 @@ final class AppendPipeline: @unchecked Sendable {
     private let recycled = ConditionLock<[ByteWriter]>([])
     // Sequencer thread only.
     private let tailWriter = ByteWriter(capacity: 512)
-    @exclusivity(unchecked) private var next: Int64
-    @exclusivity(unchecked) private var lastHash: Hash256
-    @exclusivity(unchecked) private var lastTime: Int64
-    @exclusivity(unchecked) private var random: Xoshiro256
+    @exclusivity(unchecked) private var chain: ChainSequencer
 
     init(options: LogOptions, set: SegmentSet, index: IndexStore, head: Int64, lastHash: Hash256, lastTime: Int64, heads: HeadSignal) {
         self.options = options
         self.segmentSet = set
         self.index = index
         logger = options.logger
-        next = head
-        self.lastHash = lastHash
-        self.lastTime = lastTime
+        chain = ChainSequencer(next: head, lastHash: lastHash, lastTime: lastTime, maxRequestBytes: options.maxRequestBytes)
         self.heads = heads
         sync = ConditionLock(SyncState(written: head, durable: head))
-        var seed = SystemRandomNumberGenerator()
-        random = Xoshiro256(seed: &seed)
         headFD = (try? FileIO.open(HeadFile.path(segmentSet.dataDirectory), O_WRONLY | O_CREAT)) ?? -1
     }
 
@@ -166,8 +159,8 @@ final class AppendPipeline: @unchecked Sendable {
             }
             index.ids.refreshView()
             index.streams.refreshView()
-            let now = max(options.clock().milliseconds, lastTime)
-            var builder = newBuilder(at: next)
+            let now = max(options.clock().milliseconds, chain.lastTime)
+            var builder = newBuilder(at: chain.next)
             for submission in taken {
                 var results: [Result<[AppendResult], LedgerError>] = []
                 results.reserveCapacity(submission.requests.count)
@@ -177,7 +170,7 @@ final class AppendPipeline: @unchecked Sendable {
                     case .failure(let e):
                         results.append(.failure(e))
                     case .success(let events):
-                        let (result, needs) = sequence(events, now: now, builder: &builder)
+                        let (result, needs) = chain.sequence(events, now: now, builder: &builder, index: index, fetch: fetch)
                         results.append(result)
                         need = max(need, needs)
                     }
@@ -188,7 +181,7 @@ final class AppendPipeline: @unchecked Sendable {
                 park(Waiting(need: need, results: results, completion: submission.completion))
             }
             hand(&builder)
-            index.sequenced(through: next)
+            index.sequenced(through: chain.next)
         }
     }
 
@@ -217,175 +210,14 @@ final class AppendPipeline: @unchecked Sendable {
         if now { w.completion(w.results) }
     }
 
-    /// Checks and appends one atomic request. Returns the offset after which it is durable.
-    private func sequence(_ events: [PreparedEvent], now: Int64, builder: inout BatchBuilder) -> (Result<[AppendResult], LedgerError>, Int64) {
-        do {
-            return try sequenceOrThrow(events, now: now, builder: &builder)
-        } catch {
-            return (.failure(LedgerError.wrap(error)), 0)
-        }
-    }
-
-    private func sequenceOrThrow(_ events: [PreparedEvent], now: Int64, builder: inout BatchBuilder) throws -> (Result<[AppendResult], LedgerError>, Int64) {
-        guard !events.isEmpty else { throw LedgerError(.invalidRequest, "an append request needs at least one event") }
-        var bytes = 0
-        for e in events { bytes += e.head.dataCount }
-        guard bytes <= options.maxRequestBytes else {
-            throw LedgerError(.batchTooLarge, "the request's events hold \(bytes) bytes of data; the limit for one atomic request is \(options.maxRequestBytes) bytes")
-        }
-        // Idempotency first: a retry of a request that landed returns where it landed.
-        var hits: [(Int, Int64)] = []
-        var seen = KeyTable(capacity: events.count > 1 ? events.count : 1)
-        for i in events.indices {
-            guard let id = events[i].id else { continue }
-            let key = IndexKey(id: id)
-            if events.count > 1 {
-                guard seen.lookup(key) == nil else { throw LedgerError(.duplicateID, "id \(id) appears twice in the request", index: i) }
-                seen.set(key, UInt64(i))
-            }
-            if let offset = index.ids.lookup(key) { hits.append((i, Int64(offset))) }
-        }
-        if !hits.isEmpty {
-            return (.success(try replayedResults(events, hits: hits, builder: builder)), hits.map(\.1).max()! + 1)
-        }
-        // Expected versions, against the streams' state before the request.
-        // Versions are stored + 1 so that a stream without events (-1) fits the table.
-        var versions = KeyTable(capacity: events.count)
-        for i in events.indices {
-            let e = events[i]
-            let key = IndexKey(hi: e.streamKey.0, lo: e.streamKey.1)
-            let current: Int64
-            if let v = versions.lookup(key) { current = Int64(v) - 1 } else {
-                current = index.streams.lookup(key).map { Int64($0) } ?? -1
-                versions.set(key, UInt64(current + 1))
-            }
-            let ok: Bool
-            switch e.expectedVersion {
-            case .any: ok = true
-            case .noStream: ok = current < 0
-            case .exists: ok = current >= 0
-            case .exactly(let v): ok = current == v
-            }
-            if !ok {
-                let state = current < 0 ? "does not exist" : "is at version \(current)"
-                var error = LedgerError(.wrongExpectedVersion, "stream \(e.stream) \(state), expected \(e.expectedVersion)", index: events.count > 1 ? i : nil)
-                error.currentVersion = current < 0 ? nil : current
-                throw error
-            }
-        }
-        // Assign and write; undone as a whole if a later event of the request fails.
-        let mark = builder.mark()
-        let saved = (next, lastHash, lastTime)
-        var results: [AppendResult] = []
-        results.reserveCapacity(events.count)
-        var ids: [EventID] = []
-        ids.reserveCapacity(events.count)
-        do {
-            for i in events.indices {
-                let e = events[i]
-                let key = IndexKey(hi: e.streamKey.0, lo: e.streamKey.1)
-                let version = Int64(versions.lookup(key)!)
-                versions.set(key, UInt64(version + 1))
-                let time: Int64
-                if let own = e.time {
-                    guard own.milliseconds >= lastTime else {
-                        throw LedgerError(.timeOrder, "event time \(own) is before the time of the log head \(Timestamp(milliseconds: lastTime)): times must not decrease", index: events.count > 1 ? i : nil)
-                    }
-                    time = own.milliseconds
-                } else if let floor = e.notBefore {
-                    time = max(floor.milliseconds, lastTime)
-                } else {
-                    time = max(now, lastTime)
-                }
-                let id = e.id ?? EventID.random(using: &random)
-                let fields = EnvelopeFields(
-                    actor: e.actor, causationId: e.causationId, correlationId: e.correlationId, id: id, offset: next,
-                    prevHash: lastHash, schemaVersion: e.schemaVersion, stream: e.stream, time: Timestamp(milliseconds: time),
-                    type: e.type, version: version)
-                let hash = builder.append(fields, head: e.head)
-                if let recorded = e.recorded {
-                    try check(recorded, offset: next, version: version, prevHash: lastHash, hash: hash, index: i)
-                }
-                results.append(AppendResult(offset: next, stream: e.stream, version: version, id: id))
-                ids.append(id)
-                next += 1
-                lastHash = hash
-                lastTime = time
-            }
-        } catch {
-            builder.rollback(to: mark)
-            (next, lastHash, lastTime) = saved
-            throw error
-        }
-        for (i, r) in results.enumerated() {
-            index.ids.insert(IndexKey(id: ids[i]), UInt64(r.offset))
-            index.streams.insert(IndexKey(hi: events[i].streamKey.0, lo: events[i].streamKey.1), UInt64(r.version))
-        }
-        return (.success(results), next)
-    }
-
-    private func check(_ recorded: RecordedPosition, offset: Int64, version: Int64, prevHash: Hash256, hash: Hash256, index i: Int) throws {
-        func mismatch(_ what: String, _ theirs: String, _ ours: String) -> LedgerError {
-            LedgerError(.importMismatch, "at offset \(offset): the export's \(what) is \(theirs), the ledger computes \(ours)", index: i)
-        }
-        if recorded.offset != offset { throw mismatch("offset", "\(recorded.offset)", "\(offset)") }
-        if recorded.version != version { throw mismatch("version", "\(recorded.version)", "\(version)") }
-        if recorded.prevHash != prevHash { throw mismatch("prevHash", "\(recorded.prevHash)", "\(prevHash)") }
-        if recorded.hash != hash { throw mismatch("hash", "\(recorded.hash)", "\(hash)") }
-    }
-
-    /// Results for a request whose ids all exist already: the originals, if every event is the
-    /// same (stream, type, data); otherwise `duplicate_id`.
-    private func replayedResults(_ events: [PreparedEvent], hits: [(Int, Int64)], builder: BatchBuilder) throws -> [AppendResult] {
-        guard hits.count == events.count else {
-            let (i, offset) = hits[0]
-            throw LedgerError(
-                .duplicateID,
-                "id \(events[i].id!) is already in the log at offset \(offset), but other events of this request are new: a retry must resend the request unchanged",
-                index: i)
-        }
-        var results: [AppendResult] = []
-        for (i, offset) in hits {
-            let e = events[i]
-            let original = try fetch(offset, builder: builder)
-            let same = original.data.elementsEqual(e.canonicalData)
-            if original.stream != e.stream || original.type != e.type || !same {
-                var differs: [String] = []
-                if original.stream != e.stream { differs.append("stream \(original.stream)") }
-                if original.type != e.type { differs.append("type \(original.type)") }
-                if !same { differs.append("different data") }
-                throw LedgerError(
-                    .duplicateID,
-                    "id \(e.id!) is already used at offset \(offset) by another event (\(differs.joined(separator: ", "))); choose a new id",
-                    index: events.count > 1 ? i : nil)
-            }
-            results.append(AppendResult(offset: offset, stream: original.stream, version: original.version, id: e.id!))
-        }
-        return results
-    }
-
-    private struct Original {
-        var stream: String
-        var type: String
-        var version: Int64
-        var data: [UInt8]
-    }
-
-    private func fetch(_ offset: Int64, builder: BatchBuilder) throws -> Original {
-        func original(_ view: RecordView) throws -> Original {
-            let envelope = try view.envelope()
-            return Original(stream: view.stream, type: view.type, version: view.version, data: try CanonicalJSON.encode(.object(envelope.data)))
-        }
-        if offset >= builder.baseOffset {
-            return try builder.withRecord(at: offset) { try original($0) }
-        }
-        // Written by an earlier batch: wait until it is durable, then read it back.
+    /// Reads back an event an earlier batch wrote (an idempotent retry of it), once durable.
+    private func fetch(_ offset: Int64) throws -> OriginalEvent {
         guard waitDurable(offset + 1) else { throw failure ?? LedgerError(.writerFailed, "the log writer stopped") }
         let cursor = LogCursor(set: segmentSet, from: offset, end: offset + 1, filter: .all)
         guard let view = try cursor.next(), view.offset == offset else {
             throw LedgerError(.internal, "the id index points at offset \(offset), which cannot be read")
         }
-        return try original(view)
+        return try OriginalEvent(view)
     }
 
     // MARK: writer

@@ -2,9 +2,9 @@ import Synchronization
 
 /// Tells in-process readers that the durable head moved. Subscribers pull events from the log by
 /// offset and are only signalled (newest value wins), so a slow reader never grows memory.
-final class HeadSignal: Sendable {
-    struct State {
-        var head: Int64
+public final class HeadSignal: Sendable {
+    public struct State {
+        public var head: Int64
         var failed = false
         var continuations: [Int: AsyncStream<Int64>.Continuation] = [:]
         var nextID = 0
@@ -12,9 +12,9 @@ final class HeadSignal: Sendable {
 
     let condition: ConditionLock<State>
 
-    init(head: Int64) { condition = ConditionLock(State(head: head)) }
+    public init(head: Int64) { condition = ConditionLock(State(head: head)) }
 
-    func publish(head: Int64) {
+    public func publish(head: Int64) {
         let targets = condition.update { state -> [AsyncStream<Int64>.Continuation] in
             state.head = head
             return Array(state.continuations.values)
@@ -22,7 +22,7 @@ final class HeadSignal: Sendable {
         for c in targets { c.yield(head) }
     }
 
-    func publish(failed: Bool) {
+    public func publish(failed: Bool) {
         let targets = condition.update { state -> [AsyncStream<Int64>.Continuation] in
             state.failed = failed
             let all = Array(state.continuations.values)
@@ -33,12 +33,12 @@ final class HeadSignal: Sendable {
     }
 
     /// Blocks until the head is beyond `offset` (or the log failed, or `timeout` passed); returns the head.
-    func wait(beyond offset: Int64, timeout: Double) -> Int64 {
+    public func wait(beyond offset: Int64, timeout: Double) -> Int64 {
         condition.wait(until: { $0.head > offset || $0.failed }, timeout: timeout) { state, _ in state.head }
     }
 
     /// A stream of durable heads, newest first-come (buffering only the latest).
-    func stream() -> AsyncStream<Int64> {
+    public func stream() -> AsyncStream<Int64> {
         let (stream, continuation) = AsyncStream<Int64>.makeStream(bufferingPolicy: .bufferingNewest(1))
         let (id, head) = condition.withLock { state -> (Int, Int64) in
             let id = state.nextID

@@ -157,7 +157,7 @@ public struct EventFilter: Sendable, Equatable {
     public static let all = EventFilter()
     var isEmpty: Bool { stream == nil && category == nil && type == nil }
 
-    func matches(_ view: RecordView) -> Bool {
+    public func matches(_ view: RecordView) -> Bool {
         if let stream, !Self.equal(view.streamBytes, stream) { return false }
         if let type, !Self.equal(view.typeBytes, type) { return false }
         if let category, !Self.equal(view.categoryBytes, category) { return false }

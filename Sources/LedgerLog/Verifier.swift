@@ -122,6 +122,54 @@ public enum Verifier {
         return report
     }
 
+    /// Re-checks a log read through its cursor (a backend without segment files, e.g. Kafka):
+    /// every record's canonical JSON against what the backend says of it, each event's schema,
+    /// gap-free offsets and the whole hash chain, up to the head as it was when the check began.
+    public static func verify(source: some LogSource, progress: ((Int64) -> Void)? = nil) throws -> VerifyReport {
+        let head = source.head
+        var report = VerifyReport()
+        var previousHash = Hash256.zero
+        var previousTime = Int64.min
+        let catalog = EventCatalog.standard
+        let cursor = source.cursor(from: 0, end: head, filter: .all)
+        var expected: Int64 = 0
+        while let view = try cursor.next() {
+            guard view.offset == expected else {
+                report.badOffset = expected
+                report.problem = "the log skips from offset \(expected) to \(view.offset)"
+                return report
+            }
+            switch check(view, previousHash: previousHash, previousTime: previousTime, catalog: catalog) {
+            case .failure(let problem):
+                report.badOffset = view.offset
+                report.problem = "offset \(view.offset): \(problem.text)"
+                return report
+            case .success(let hash):
+                previousHash = hash
+            }
+            previousTime = view.time.milliseconds
+            report.events += 1
+            report.bytes += Int64(view.json.count)
+            expected += 1
+            if expected % 65536 == 0 { progress?(expected) }
+        }
+        guard expected == head else {
+            report.badOffset = expected
+            report.problem = "the log ends at offset \(expected), but its head is \(head)"
+            return report
+        }
+        report.headHash = previousHash
+        return report
+    }
+
+    /// Checks one record of a log read elsewhere (another backend) against the event before it:
+    /// its `hash` if every check passes, else a description of the first problem.
+    public static func checkRecord(_ view: RecordView, previousHash: Hash256, previousTime: Int64) -> Result<Hash256, LedgerError> {
+        check(view, previousHash: previousHash, previousTime: previousTime, catalog: .standard).mapError {
+            LedgerError(.corrupt, "offset \(view.offset): \($0.text)")
+        }
+    }
+
     struct Problem: Error {
         var text: String
     }
