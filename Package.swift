@@ -155,7 +155,7 @@ let package = Package(
         .testTarget(name: "LedgerProjectionsTests", dependencies: ["LedgerTestSupport", "LedgerProjections", "LedgerLog", "LedgerCore", "LedgerSimulator"], swiftSettings: strict),
         .testTarget(name: "LedgerProcessorsTests", dependencies: ["LedgerTestSupport", "LedgerProcessors", "LedgerLog", "LedgerCore", "LedgerSimulator"], swiftSettings: strict),
         .testTarget(name: "LedgerSimulatorTests", dependencies: ["LedgerTestSupport", "LedgerSimulator", "LedgerCore"], swiftSettings: strict),
-        .testTarget(name: "LedgerKafkaTests", dependencies: ["LedgerTestSupport", "LedgerKafka", "LedgerEngine", "LedgerLog", "LedgerCore", "LedgerSimulator", "LedgerProjections"], swiftSettings: strict),
+        .testTarget(name: "LedgerKafkaTests", dependencies: ["LedgerTestSupport", "LedgerKafka", "LedgerEngine", "LedgerLog", "LedgerCore", "LedgerSimulator", "LedgerProjections"], exclude: ["Fixtures"], swiftSettings: strict),
         .testTarget(name: "LedgerEngineTests", dependencies: ["LedgerTestSupport", "LedgerEngine", "LedgerLog", "LedgerCore", "LedgerProcessors", "LedgerProjections", "LedgerSimulator"], swiftSettings: strict),
         .testTarget(
             name: "LedgerServerTests",

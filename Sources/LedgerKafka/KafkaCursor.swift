@@ -3,6 +3,7 @@ import Glibc
 #endif
 import CRdKafka
 import LedgerCore
+import Synchronization
 public import LedgerLog
 
 /// Reads the ledger's records from partition 0 of its topic, `read_committed`, in ledger-offset
@@ -16,7 +17,9 @@ public import LedgerLog
 /// bytes) and is skipped; one above it is a gap, which is corruption.
 public final class KafkaCursor: EventCursor {
     let topic: String
-    let consumer: RDKafkaConsumer
+    let configuration: KafkaConfiguration
+    let pool: ConsumerPool
+    private var consumer: RDKafkaConsumer!
     let end: Int64?
     let filter: EventFilter
     let head: () -> Int64
@@ -28,16 +31,20 @@ public final class KafkaCursor: EventCursor {
     /// How long to wait for a record the head says is committed before giving up.
     let patience: Double = 30
 
-    init(configuration: KafkaConfiguration, from: Int64, end: Int64?, filter: EventFilter, head: @escaping () -> Int64) throws {
+    init(configuration: KafkaConfiguration, pool: ConsumerPool, from: Int64, end: Int64?, filter: EventFilter, head: @escaping () -> Int64) {
         topic = configuration.topic
-        consumer = try RDKafkaConsumer(properties: configuration.consumerProperties(), logger: configuration.logger)
+        self.configuration = configuration
+        self.pool = pool
         self.end = end
         self.filter = filter
         self.head = head
         nextOffset = max(0, from)
     }
 
-    deinit { current?.destroy() }
+    deinit {
+        current?.destroy()
+        if let consumer { pool.park(ConsumerPool.Parked(consumer: consumer, next: positioned ? nextOffset : -1, epochs: epochs)) }
+    }
 
     public func seek(to offset: Int64) {
         nextOffset = max(0, offset)
@@ -50,6 +57,17 @@ public final class KafkaCursor: EventCursor {
         while true {
             let limit = min(end ?? Int64.max, head())
             guard nextOffset < limit else { return nil }
+            if consumer == nil {
+                if let parked = pool.take(at: nextOffset) {
+                    consumer = parked.consumer
+                    if parked.next == nextOffset {
+                        positioned = true
+                        epochs = parked.epochs
+                    }
+                } else {
+                    consumer = try RDKafkaConsumer(properties: configuration.consumerProperties(), logger: configuration.logger)
+                }
+            }
             if !positioned { try position() }
             let message = try poll()
             let view: RecordView
@@ -103,6 +121,7 @@ public final class KafkaCursor: EventCursor {
 
     /// Assigns the partition at the Kafka offset of `nextOffset` (or a little before it).
     private func position() throws {
+        epochs = EpochFilter()
         var k = nextOffset
         let (low, _) = try consumer.watermarks(topic: topic)
         k = max(k, low)
@@ -146,4 +165,36 @@ func monotonicNow() -> Double {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+/// Consumers of finished cursors, kept assigned where they stopped: the next cursor that starts
+/// there (a processor's or the projector's next round) goes on without a new connection or a
+/// seek.
+final class ConsumerPool: Sendable {
+    struct Parked: @unchecked Sendable {
+        // @unchecked: a parked consumer is used by no one until a cursor takes it.
+        var consumer: RDKafkaConsumer
+        /// The ledger offset it would read next (−1: not positioned).
+        var next: Int64
+        var epochs: EpochFilter
+    }
+    private let parked = Mutex<[Parked]>([])
+    let capacity = 8
+
+    func park(_ p: Parked) {
+        parked.withLock { list in
+            if list.count >= capacity { list.removeFirst() }
+            list.append(p)
+        }
+    }
+
+    /// One positioned at `offset` if there is one, else any.
+    func take(at offset: Int64) -> Parked? {
+        parked.withLock { list in
+            if let i = list.lastIndex(where: { $0.next == offset }) { return list.remove(at: i) }
+            return list.popLast()
+        }
+    }
+
+    func drain() { parked.withLock { $0.removeAll() } }
 }

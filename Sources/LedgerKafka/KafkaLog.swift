@@ -25,7 +25,7 @@ import Synchronization
 ///
 /// **Readers** (``openReader(_:)``, other processes) learn the head by reading the topic's last
 /// records and watching its high watermark.
-public final class KafkaLog: EventLog, @unchecked Sendable {
+public final class KafkaLog: EventLog, PreparedAppender, @unchecked Sendable {
     // @unchecked: `producer`, `sequencer`, `fetchCursor` and `kafkaNext` belong to the writer
     // thread (and to open/close before and after it runs); everything shared sits in the
     // ConditionLocks.
@@ -47,6 +47,8 @@ public final class KafkaLog: EventLog, @unchecked Sendable {
     private var sinceSnapshot: Int64 = 0
     private var fetchCursor: KafkaCursor?
     private var placementConsumer: RDKafkaConsumer?
+    /// Consumers of finished cursors, for the next ones.
+    let consumers = ConsumerPool()
 
     struct Submission {
         var requests: [Result<[PreparedEvent], LedgerError>]
@@ -118,6 +120,7 @@ public final class KafkaLog: EventLog, @unchecked Sendable {
     /// Appends the fence record of `epoch` in a transaction of its own; returns its Kafka offset.
     private static func writeFence(_ producer: RDKafkaProducer, configuration: KafkaConfiguration, epoch: UInt64, head: Int64) throws -> Int64 {
         let value = Array(#"{"epoch":\#(epoch),"head":\#(head),"writer":"\#(configuration.transactionalID)"}"#.utf8)
+        let now = configuration.clock()
         do {
             producer.expectDeliveries(1)
             try producer.beginTransaction()
@@ -125,7 +128,8 @@ public final class KafkaLog: EventLog, @unchecked Sendable {
                 try Array("ledger-fence".utf8).withUnsafeBytes { k in
                     try producer.produce(
                         topic: configuration.topic, partition: 0,
-                        RDKafkaRecord(key: k, value: v, timestampMs: configuration.clock().milliseconds, headers: KafkaRecord.fence(epoch: epoch), index: 0))
+                        RDKafkaRecord(
+                            key: k, value: v, timestampMs: now.milliseconds, headers: KafkaRecord.fence(epoch: epoch, time: now, source: configuration.source), index: 0))
                 }
             }
             try producer.commitTransaction(timeoutMs: configuration.transactionTimeoutMs)
@@ -270,6 +274,8 @@ public final class KafkaLog: EventLog, @unchecked Sendable {
 
     public var head: Int64 { state.withLock { $0.head } }
 
+    public var maxDataBytes: Int { configuration.maxDataBytes }
+
     public var failure: LedgerError? { state.withLock { $0.failure } }
 
     public func headUpdates() -> AsyncStream<Int64> { heads.stream() }
@@ -279,12 +285,7 @@ public final class KafkaLog: EventLog, @unchecked Sendable {
     public func waitForHead(beyond offset: Int64, timeout: Double) -> Int64 { heads.wait(beyond: offset, timeout: timeout) }
 
     public func cursor(from: Int64, end: Int64?, filter: EventFilter) -> KafkaCursor {
-        do {
-            return try KafkaCursor(configuration: configuration, from: from, end: end, filter: filter) { [weak self] in self?.head ?? 0 }
-        } catch {
-            // Creating a consumer fails only on a bad configuration, which opening already checked.
-            fatalError("kafka: cannot create a consumer: \(error)")
-        }
+        KafkaCursor(configuration: configuration, pool: consumers, from: from, end: end, filter: filter) { [weak self] in self?.head ?? 0 }
     }
 
     public func firstOffset(atOrAfter time: Timestamp) throws -> Int64 {
@@ -329,6 +330,8 @@ public final class KafkaLog: EventLog, @unchecked Sendable {
         state.update { $0.closed = true }
         state.wait(until: { !$0.writerRunning }) { _ in }
         heads.publish(failed: true)
+        fetchCursor = nil
+        consumers.drain()
         if producer != nil, failure == nil { try saveSnapshot() }
     }
 
@@ -503,7 +506,7 @@ public final class KafkaLog: EventLog, @unchecked Sendable {
 
     /// An event of an earlier batch (an idempotent retry of it), read back from Kafka.
     private func fetch(_ offset: Int64) throws -> StoredEvent? {
-        let cursor = try fetchCursor ?? KafkaCursor(configuration: configuration, from: offset, end: nil, filter: .all) { [weak self] in self?.head ?? 0 }
+        let cursor = fetchCursor ?? cursor(from: offset, end: nil, filter: .all)
         fetchCursor = cursor
         cursor.seek(to: offset)
         guard let view = try cursor.next(), view.offset == offset else { return nil }

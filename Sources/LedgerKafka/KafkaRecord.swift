@@ -10,11 +10,12 @@ import LedgerLog
 ///   `application/json`, and the ledger's extensions `ce_ledgeroffset`, `ce_ledgerversion`,
 ///   `ce_ledgerhash`, `ce_ledgerprevhash`, `ce_ledgerschemaversion`, `ce_actor`, and
 ///   `ce_causationid` / `ce_correlationid` when the event has them;
-/// - `ledger_position`: 48 bytes, big-endian — offset, id (16), time (ms), version, the writer's
-///   epoch — what the ledger's readers use instead of parsing text headers.
+/// - `ledger_position`: 80 lowercase hex digits — offset, id (32 digits), time (ms), version, the
+///   writer's epoch, 16 digits each otherwise — what the ledger's readers use instead of parsing
+///   the text headers (every header is UTF-8, so generic CloudEvents consumers read them all).
 ///
 /// A writer that starts appends a **fence** record (key `ledger-fence`, header `ledger_fence`: its
-/// epoch, 8 bytes big-endian, one more than any epoch in the topic; value a small JSON object).
+/// epoch, 16 hex digits, one more than any epoch in the topic; value a small JSON object).
 /// Readers skip fences and any event record whose epoch is below the highest epoch they have seen:
 /// the records a fenced writer might still get into the topic on a broker that does not enforce
 /// producer epochs. Kafka itself fences by the transactional id's epoch; this makes the rule
@@ -38,14 +39,10 @@ enum KafkaRecord {
 
     static func headers(_ view: RecordView, hash: Hash256, extras: Extras, epoch: UInt64, source: String) -> [(String, [UInt8])] {
         var position: [UInt8] = []
-        position.reserveCapacity(48)
-        func be<T: FixedWidthInteger>(_ v: T) { withUnsafeBytes(of: v.bigEndian) { position.append(contentsOf: $0) } }
-        be(view.offset)
-        be(view.id.high)
-        be(view.id.low)
-        be(view.time.milliseconds)
-        be(view.version)
-        be(epoch)
+        position.reserveCapacity(96)
+        for v in [UInt64(bitPattern: view.offset), view.id.high, view.id.low, UInt64(bitPattern: view.time.milliseconds), UInt64(bitPattern: view.version), epoch] {
+            hex16(v, into: &position)
+        }
         var h: [(String, [UInt8])] = [
             ("ce_specversion", Array("1.0".utf8)),
             ("ce_id", Array(view.id.description.utf8)),
@@ -67,23 +64,37 @@ enum KafkaRecord {
         return h
     }
 
-    static func fence(epoch: UInt64) -> [(String, [UInt8])] {
-        [(fenceHeader, withUnsafeBytes(of: epoch.bigEndian) { Array($0) })]
+    /// The fence's headers: a CloudEvent of type `dev.platform-ledger.fence` (consumers that
+    /// want events only filter it out by `ce_type`), and the epoch.
+    static func fence(epoch: UInt64, time: Timestamp, source: String) -> [(String, [UInt8])] {
+        var g = SystemRandomNumberGenerator()
+        return [
+            ("ce_specversion", Array("1.0".utf8)), ("ce_id", Array(EventID.random(using: &g).description.utf8)),
+            ("ce_type", Array(fenceType.utf8)), ("ce_source", Array(source.utf8)), ("ce_time", Array(time.description.utf8)),
+            ("content-type", Array("application/json".utf8)),
+            (fenceHeader, { var b: [UInt8] = []; hex16(epoch, into: &b); return b }()),
+        ]
     }
+
+    static let fenceType = "dev.platform-ledger.fence"
 
     /// What a polled message is, or why it is not one of the ledger's.
     static func classify(_ message: RDKafkaMessage) -> Result<Kind, LedgerError> {
-        if let f = message.header(fenceHeader), f.count == 8 {
-            return .success(.fence(epoch: UInt64(bigEndian: f.loadUnaligned(as: UInt64.self))))
+        if let f = message.header(fenceHeader), f.count == 16, let epoch = parseHex16(f, at: 0) {
+            return .success(.fence(epoch: epoch))
         }
-        guard let p = message.header(positionHeader), p.count == 48, let type = message.header("ce_type") else {
-            return .failure(LedgerError(.corrupt, "kafka offset \(message.offset) is not a ledger record (no \(positionHeader) or ce_type header)"))
+        let bad = LedgerError(.corrupt, "kafka offset \(message.offset) is not a ledger record (no valid \(positionHeader) or ce_type header)")
+        guard let p = message.header(positionHeader), p.count == 96, let type = message.header("ce_type") else { return .failure(bad) }
+        var v: [UInt64] = []
+        v.reserveCapacity(6)
+        for i in 0..<6 {
+            guard let x = parseHex16(p, at: i * 16) else { return .failure(bad) }
+            v.append(x)
         }
-        func be(_ at: Int) -> UInt64 { UInt64(bigEndian: p.loadUnaligned(fromByteOffset: at, as: UInt64.self)) }
         let view = RecordView(
-            offset: Int64(bitPattern: be(0)), id: EventID(high: be(8), low: be(16)), time: Timestamp(milliseconds: Int64(bitPattern: be(24))),
-            version: Int64(bitPattern: be(32)), stream: message.key, type: type, envelope: message.value)
-        return .success(.event(view, epoch: be(40)))
+            offset: Int64(bitPattern: v[0]), id: EventID(high: v[1], low: v[2]), time: Timestamp(milliseconds: Int64(bitPattern: v[3])),
+            version: Int64(bitPattern: v[4]), stream: message.key, type: type, envelope: message.value)
+        return .success(.event(view, epoch: v[5]))
     }
 }
 
@@ -103,4 +114,27 @@ struct EpochFilter {
             return view
         }
     }
+}
+
+/// 16 lowercase hex digits of `v`.
+func hex16(_ v: UInt64, into out: inout [UInt8]) {
+    let digits = Array("0123456789abcdef".utf8)
+    for shift in stride(from: 60, through: 0, by: -4) { out.append(digits[Int((v >> UInt64(shift)) & 0xF)]) }
+}
+
+/// The value of 16 hex digits at `at`, or nil.
+func parseHex16(_ bytes: UnsafeRawBufferPointer, at: Int) -> UInt64? {
+    guard at + 16 <= bytes.count else { return nil }
+    var v: UInt64 = 0
+    for i in at..<(at + 16) {
+        let c = bytes[i]
+        let d: UInt8
+        switch c {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): d = c - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): d = c - UInt8(ascii: "a") + 10
+        default: return nil
+        }
+        v = v << 4 | UInt64(d)
+    }
+    return v
 }

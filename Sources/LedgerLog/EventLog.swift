@@ -53,6 +53,17 @@ extension EventLog {
     }
 }
 
+/// A log that takes requests already checked by ``EventPreparer`` (the stateless half, done by
+/// the callers in parallel) and calls back once the accepted ones are durable: what bulk
+/// ingestion (``LineIngest``) feeds.
+public protocol PreparedAppender: Sendable {
+    /// Queues prepared requests; `completion` runs (on a thread of the log's, keep it short) once
+    /// every request is decided and the accepted ones are durable.
+    func submit(_ prepared: [Result<[PreparedEvent], LedgerError>], completion: @escaping @Sendable ([Result<[AppendResult], LedgerError>]) -> Void)
+    /// The largest canonical `data` of one event this log accepts.
+    var maxDataBytes: Int { get }
+}
+
 /// What the log reports after each group commit (for metrics; called on the syncer thread, keep
 /// it short).
 public struct SyncReport: Sendable {
@@ -116,5 +127,7 @@ public final class EventReader {
     }
 }
 
-extension SegmentLog: EventLog {}
+extension SegmentLog: EventLog, PreparedAppender {
+    public var maxDataBytes: Int { options.maxDataBytes }
+}
 extension LogReader: LogSource {}

@@ -35,7 +35,7 @@ public final class LineIngest: @unchecked Sendable {
         public var firstRejection: LedgerError?
     }
 
-    let log: SegmentLog
+    let log: any PreparedAppender
     let policy: AppendPolicy
     let mode: Mode
     let stopOnRejection: Bool
@@ -51,7 +51,7 @@ public final class LineIngest: @unchecked Sendable {
     private let order = ConditionLock(Order())
 
     /// - Parameter deliver: called with each chunk's results, in input order, on one thread at a time.
-    public init(log: SegmentLog, policy: AppendPolicy, mode: Mode, stopOnRejection: Bool = false, deliver: @escaping @Sendable ([LineResult]) -> Void) {
+    public init(log: any PreparedAppender, policy: AppendPolicy, mode: Mode, stopOnRejection: Bool = false, deliver: @escaping @Sendable ([LineResult]) -> Void) {
         self.log = log
         self.policy = policy
         self.mode = mode
@@ -123,7 +123,7 @@ public final class LineIngest: @unchecked Sendable {
         let parts = count >= 256 ? 2 : 1
         let slots = ResultSlots(count: count)
         var linePolicy = self.policy
-        linePolicy.maxDataBytes = log.options.maxDataBytes
+        linePolicy.maxDataBytes = log.maxDataBytes
         let policy = linePolicy
         let mode = self.mode
         bytes.withUnsafeBytes { raw in

@@ -1,5 +1,6 @@
 import ArgumentParser
 import LedgerCore
+import LedgerKafka
 import LedgerLog
 
 struct AppendCommand: ParsableCommand {
@@ -16,6 +17,7 @@ struct AppendCommand: ParsableCommand {
             """)
 
     @OptionGroup var data: DataDirectory
+    @OptionGroup var kafka: KafkaOptions
 
     @Option(help: "Largest canonical data of one event, in bytes.")
     var maxDataBytes: Int = AppendPolicy.defaultMaxDataBytes
@@ -24,7 +26,8 @@ struct AppendCommand: ParsableCommand {
     var quiet = false
 
     func run() throws {
-        let log = try openLog(data) { $0.maxDataBytes = maxDataBytes }
+        let log: any EventLog & PreparedAppender =
+            kafka.isKafka ? try kafka.openWriter(data, maxDataBytes: maxDataBytes) : try openLog(data) { $0.maxDataBytes = maxDataBytes }
         let quiet = self.quiet
         let ingest = LineIngest(log: log, policy: AppendPolicy(actor: ProcessInfoLite.localActor, maxDataBytes: maxDataBytes), mode: .append) { results in
             for r in results {

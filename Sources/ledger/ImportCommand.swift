@@ -3,6 +3,7 @@ import Glibc
 #endif
 import ArgumentParser
 import LedgerCore
+import LedgerKafka
 import LedgerLog
 import Synchronization
 
@@ -20,6 +21,7 @@ struct ImportCommand: ParsableCommand {
             """)
 
     @OptionGroup var data: DataDirectory
+    @OptionGroup var kafka: KafkaOptions
 
     @Flag(help: "Required: keep each event's own time and actor.")
     var preserveTime = false
@@ -60,7 +62,7 @@ struct ImportCommand: ParsableCommand {
         }
         let directory = data.resolved
         let existed = FileIO_exists(directory + "/segments")
-        let log = try openLog(data)
+        let log: any EventLog & PreparedAppender = kafka.isKafka ? try kafka.openWriter(data) : try openLog(data)
         let wasEmpty = log.head == 0
         let reproduce = wasEmpty && carriesPositions && records > 0
         let progress = Progress("import", total: Int64(records))

@@ -5,6 +5,7 @@ import ArgumentParser
 import Foundation
 import LedgerCore
 import LedgerEngine
+import LedgerKafka
 import LedgerLog
 import LedgerProcessors
 import LedgerProjections
@@ -22,6 +23,7 @@ struct ProcessCommand: AsyncParsableCommand {
             """)
 
     @OptionGroup var data: DataDirectory
+    @OptionGroup var kafka: KafkaOptions
     @Flag(help: "Ignore the snapshots and fold the log from offset 0 (decisions already in the log are re-derived, not rewritten).")
     var fromStart = false
     @Option(help: ArgumentHelp("Save snapshots every N events folded.", visibility: .hidden))
@@ -31,7 +33,7 @@ struct ProcessCommand: AsyncParsableCommand {
 
     func run() async throws {
         // The processors fold an existing log; they never create one.
-        guard access(data.resolved + "/HEAD", F_OK) == 0 || access(data.resolved + "/segments", F_OK) == 0 else {
+        guard kafka.isKafka || access(data.resolved + "/HEAD", F_OK) == 0 || access(data.resolved + "/segments", F_OK) == 0 else {
             throw LedgerError(.notFound, "there is no ledger in \(data.resolved) (no HEAD or segments/): nothing to process")
         }
         var options = EngineOptions()
@@ -40,7 +42,7 @@ struct ProcessCommand: AsyncParsableCommand {
         options.snapshotEvery = snapshotEvery
         options.chunk = chunk
         options.beforeProcessorAppend = faultInjection()
-        let engine = try await LedgerEngine.open(directory: data.resolved, options: options)
+        let engine = try await openEngine(data, kafka: kafka, options: options)
         let runner = engine.runner!
         let from = runner.checkpoints
         let headBefore = engine.head
@@ -148,5 +150,21 @@ struct ExplainCommand: ParsableCommand {
                 if step.evidence.count > 12 { Terminal.line("      … \(step.evidence.count - 12) more (--format json lists all)") }
             }
         }
+    }
+}
+
+/// The engine over the data directory's segment log, or over the Kafka topic (as its writer)
+/// with the data directory holding the snapshots, the projections and the writer's state.
+func openEngine(_ data: DataDirectory, kafka: KafkaOptions, options: EngineOptions) async throws -> LedgerEngine {
+    guard kafka.isKafka else { return try await LedgerEngine.open(directory: data.resolved, options: options) }
+    var options = options
+    let maxDataBytes = options.log.maxDataBytes
+    let log = try await BlockingPool.shared.run { try kafka.openWriter(data, maxDataBytes: maxDataBytes) }
+    options.log.maxDataBytes = maxDataBytes
+    do {
+        return try await LedgerEngine(log: log, directory: data.resolved, options: options)
+    } catch {
+        try? await log.close()
+        throw error
     }
 }

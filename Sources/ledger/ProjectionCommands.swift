@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LedgerCore
+import LedgerKafka
 import LedgerLog
 import LedgerProjections
 
@@ -44,13 +45,15 @@ struct ProjectCommand: ParsableCommand {
         discussion: "Each transaction commits its rows with its checkpoint, so an interrupted run resumes where it stopped.")
 
     @OptionGroup var data: DataDirectory
+    @OptionGroup var kafka: KafkaOptions
     @Flag(help: "Drop every projection and fold the log again from offset 0.")
     var rebuild = false
     @Option(help: ArgumentHelp("Events per transaction.", visibility: .hidden))
     var chunk: Int = 16_384
 
     func run() throws {
-        let reader = try LogReader(directory: data.resolved)
+        if kafka.isKafka { try FileIO_makeOwnerOnlyDirectory(data.resolved) }
+        let reader: any LogSource = kafka.isKafka ? try kafka.openReader(data) : try LogReader(directory: data.resolved)
         let store = try ProjectionStore(dataDirectory: data.resolved)
         let projector = try Projector(store: store, source: reader)
         projector.chunkSize = max(1, chunk)

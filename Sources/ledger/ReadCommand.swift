@@ -3,6 +3,7 @@ import Glibc
 #endif
 import ArgumentParser
 import LedgerCore
+import LedgerKafka
 import LedgerLog
 
 struct ReadFilters: ParsableArguments {
@@ -36,10 +37,11 @@ struct ReadCommand: ParsableCommand {
             """)
 
     @OptionGroup var data: DataDirectory
+    @OptionGroup var kafka: KafkaOptions
     @OptionGroup var filters: ReadFilters
 
     func run() throws {
-        let reader = try LogReader(directory: data.resolved)
+        let reader: any LogSource = kafka.isKafka ? try kafka.openReader(data) : try LogReader(directory: data.resolved)
         let end = min(reader.head, filters.to.map { $0 + 1 } ?? Int64.max)
         let cursor = reader.cursor(from: filters.from, end: end, filter: filters.filter)
         // Progress only when the output goes somewhere else (a file, a pipe) and stderr is a terminal.
@@ -70,12 +72,14 @@ struct TailCommand: ParsableCommand {
         discussion: "Wakes on the writer's durable-head updates (inotify), without polling the disk.")
 
     @OptionGroup var data: DataDirectory
+    @OptionGroup var kafka: KafkaOptions
     @OptionGroup var filters: ReadFilters
 
     @Option(help: "Stop after this many seconds without a new event (default: follow forever).")
     var idleTimeout: Double?
 
     func run() throws {
+        if kafka.isKafka { return try followKafka() }
         let reader = try LogReader(directory: data.resolved)
         let watcher = try reader.headWatcher()
         let cursor = reader.cursor(from: filters.from, end: filters.to.map { $0 + 1 }, filter: filters.filter)
@@ -95,6 +99,28 @@ struct TailCommand: ParsableCommand {
     }
 }
 
+extension TailCommand {
+    /// `tail --kafka`: the reader follows the topic's head (its high watermark, then its end).
+    func followKafka() throws {
+        let log = try kafka.openReader(data)
+        let cursor = log.cursor(from: filters.from, end: filters.to.map { $0 + 1 }, filter: filters.filter)
+        var idle = 0.0
+        while true {
+            let before = cursor.nextOffset
+            try printAll(cursor)
+            Terminal.flush()
+            if let to = filters.to, cursor.nextOffset > to { break }
+            if cursor.nextOffset != before { idle = 0 }
+            let head = log.waitForHead(beyond: cursor.nextOffset, timeout: 1)
+            if head <= cursor.nextOffset {
+                idle += 1
+                if let idleTimeout, idle >= idleTimeout { break }
+            }
+        }
+        try log.close()
+    }
+}
+
 struct VerifyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify",
@@ -105,6 +131,7 @@ struct VerifyCommand: ParsableCommand {
             """)
 
     @OptionGroup var data: DataDirectory
+    @OptionGroup var kafka: KafkaOptions
 
     @Option(help: "table or json.")
     var format: OutputFormat = .table
@@ -114,21 +141,29 @@ struct VerifyCommand: ParsableCommand {
 
     func run() throws {
         let start = monotonicSeconds()
-        let progress = Progress("verify", total: try LogReader(directory: data.resolved).head)
-        let report = try Verifier.verify(directory: data.resolved) { progress.update($0) }
+        let kafkaLog = kafka.isKafka ? try kafka.openReader(data) : nil
+        let progress = Progress("verify", total: try kafkaLog?.head ?? LogReader(directory: data.resolved).head)
+        let report = try kafkaLog.map { try Verifier.verify(source: $0) { progress.update($0) } } ?? Verifier.verify(directory: data.resolved) { progress.update($0) }
         progress.finish()
         let seconds = monotonicSeconds() - start
         switch format {
         case .json:
             Terminal.json(report.json)
         case .table:
-            if report.isClean {
+            if report.isClean, let kafkaLog {
+                Terminal.line("verify: ok — \(Format.count(report.events)) events of topic \(kafkaLog.configuration.topic), \(Format.bytes(report.bytes)); every envelope, schema, offset and hash checked in \(Format.fixed(seconds, 2)) s")
+                Terminal.line("head hash: \(report.headHash)")
+            } else if report.isClean {
                 Terminal.line("verify: ok — \(Format.count(report.events)) events in \(report.batches) batches, \(report.segments) segment(s), \(Format.bytes(report.bytes)); every CRC-32C, envelope and hash checked in \(Format.fixed(seconds, 2)) s")
                 Terminal.line("head hash: \(report.headHash)")
             }
         }
         if let problem = report.problem {
             throw LedgerError(.corrupt, "first bad offset \(report.badOffset ?? -1): \(problem)")
+        }
+        if let kafkaLog {
+            try kafkaLog.close()
+            return
         }
         try verifyCheckpoints()
     }
@@ -166,10 +201,21 @@ struct StatsCommand: ParsableCommand {
         commandName: "stats", abstract: "Segments, events, bytes on disk, compression ratio, head offset.")
 
     @OptionGroup var data: DataDirectory
+    @OptionGroup var kafka: KafkaOptions
     @Option(help: "table or json.")
     var format: OutputFormat = .table
 
     func run() throws {
+        if kafka.isKafka {
+            let log = try kafka.openReader(data)
+            let head = log.head
+            switch format {
+            case .json: Terminal.json(["events": .number(Double(head)), "head": .number(Double(head)), "topic": .string(kafka.topic)])
+            case .table: Terminal.line("topic \(kafka.topic) on \(kafka.brokers ?? ""): \(Format.count(head)) events (head \(head))")
+            }
+            try log.close()
+            return
+        }
         let reader = try LogReader(directory: data.resolved)
         let stats = try reader.statistics()
         switch format {

@@ -29,6 +29,7 @@ struct ServeCommand: AsyncParsableCommand {
             """)
 
     @OptionGroup var data: DataDirectory
+    @OptionGroup var kafka: KafkaOptions
     @Option(help: ArgumentHelp("Where to listen.", valueName: "HOST:PORT"))
     var listen: String = "127.0.0.1:8480"
     @Option(help: ArgumentHelp("The tokens file (JSON; README, \"Tokens\").", valueName: "FILE"))
@@ -116,7 +117,7 @@ struct ServeCommand: AsyncParsableCommand {
         options.metrics = EngineMetrics(factory: factory)
         options.log.maxDataBytes = maxDataBytes
         options.log.logger = logger
-        let engine = try await LedgerEngine.open(directory: data.resolved, options: options)
+        let engine = try await openEngine(data, kafka: kafka, options: options)
         let api = LedgerAPI(
             log: engine.log, store: engine.store, configuration: configuration, tokens: tokenStore,
             openPrincipal: Principal(name: ProcessInfoLite.localActor, roles: [.reader, .writer, .auditor, .finops, .admin]),

@@ -162,7 +162,7 @@ import Testing
             let json = Array(forged.utf8)
             var position: [UInt8] = []
             for v in [UInt64(5), forgedEvent.id.high, forgedEvent.id.low, UInt64(forgedEvent.time.milliseconds), UInt64(1), UInt64(1)] {
-                withUnsafeBytes(of: v.bigEndian) { position += $0 }
+                hex16(v, into: &position)
             }
             try json.withUnsafeBytes { value in
                 try Array("node-n4".utf8).withUnsafeBytes { key in
