@@ -11,7 +11,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks that print events/s, MB/s, latency percentiles and peak memory.",
-        subcommands: [BenchAppend.self, BenchHTTP.self, BenchReplay.self, BenchProcess.self, BenchProofs.self, BenchOpenChild.self, BenchStages.self])
+        subcommands: [BenchAppend.self, BenchHTTP.self, BenchReplay.self, BenchProcess.self, BenchProofs.self, BenchKafka.self, BenchOpenChild.self, BenchStages.self])
 }
 
 struct BenchAppend: AsyncParsableCommand {
