@@ -369,3 +369,25 @@ func text(_ buffer: [CChar]) -> String {
     let end = buffer.firstIndex(of: 0) ?? buffer.count
     return String(decoding: buffer[..<end].map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }
+
+extension RDKafkaConsumer {
+    /// Joins the consumer group (its `group.id`) for `topic`; the group assigns the partitions.
+    func subscribe(topic: String) throws {
+        guard let list = rd_kafka_topic_partition_list_new(1) else { throw LedgerError(.internal, "kafka: cannot allocate a partition list") }
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        rd_kafka_topic_partition_list_add(list, topic, RD_KAFKA_PARTITION_UA)
+        try RDKafkaFailure.check(rd_kafka_subscribe(handle, list), "subscribe to \(topic)")
+    }
+
+    /// Whether the group has assigned partition `partition` of `topic` to this member.
+    func isAssigned(topic: String, partition: Int32 = 0) -> Bool {
+        var list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?
+        guard rd_kafka_assignment(handle, &list) == RD_KAFKA_RESP_ERR_NO_ERROR, let list else { return false }
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        for i in 0..<Int(list.pointee.cnt) {
+            let tp = list.pointee.elems[i]
+            if tp.partition == partition, String(cString: tp.topic) == topic { return true }
+        }
+        return false
+    }
+}

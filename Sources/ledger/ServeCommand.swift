@@ -4,6 +4,7 @@ import Glibc
 import ArgumentParser
 import LedgerCore
 import LedgerEngine
+import LedgerKafka
 import LedgerLog
 import LedgerServer
 import Logging
@@ -30,6 +31,10 @@ struct ServeCommand: AsyncParsableCommand {
 
     @OptionGroup var data: DataDirectory
     @OptionGroup var kafka: KafkaOptions
+    @Option(help: ArgumentHelp("all: the writer, the processors and the projections; projector (with --kafka): only the projections, held by one process of a consumer group at a time — start several, one works, the others stand by and take over within seconds when it dies.", valueName: "ROLE"))
+    var role: ServeRole = .all
+    @Option(name: .customLong("role-timeout"), help: ArgumentHelp("With --role projector: seconds after which the group gives the role of a process that stopped answering to a standby (Kafka's session.timeout.ms; brokers refuse less than their group.min.session.timeout.ms, 6 by default).", valueName: "SECONDS"))
+    var roleTimeout: Double = 6
     @Option(help: ArgumentHelp("Where to listen.", valueName: "HOST:PORT"))
     var listen: String = "127.0.0.1:8480"
     @Option(help: ArgumentHelp("The tokens file (JSON; README, \"Tokens\").", valueName: "FILE"))
@@ -117,7 +122,13 @@ struct ServeCommand: AsyncParsableCommand {
         options.metrics = EngineMetrics(factory: factory)
         options.log.maxDataBytes = maxDataBytes
         options.log.logger = logger
-        let engine = try await openEngine(data, kafka: kafka, options: options)
+        let engine: LedgerEngine
+        if role == .projector {
+            guard kafka.isKafka else { throw ValidationError("--role projector needs --kafka: the role is held through the topic's consumer group") }
+            engine = try await openProjectorRole(options: options, logger: logger)
+        } else {
+            engine = try await openEngine(data, kafka: kafka, options: options)
+        }
         let api = LedgerAPI(
             log: engine.log, store: engine.store, configuration: configuration, tokens: tokenStore,
             openPrincipal: Principal(name: ProcessInfoLite.localActor, roles: [.reader, .writer, .auditor, .finops, .admin]),
@@ -153,5 +164,35 @@ struct ServeCommand: AsyncParsableCommand {
         logger.notice("serving \(data.resolved) on \(configuration.tlsCertificatePath == nil ? "http" : "https")://\(listen) (head \(engine.head))")
         try await group.run()
         logger.notice("stopped cleanly")
+    }
+}
+
+enum ServeRole: String, ExpressibleByArgument, CaseIterable {
+    case all, projector
+}
+
+extension ServeCommand {
+    /// Waits for the projector role in the topic's consumer group, then opens the topic for
+    /// reading with the projections only. Losing the role ends the process (exit 1): two
+    /// projectors never write the same projections.
+    func openProjectorRole(options: EngineOptions, logger: Logger) async throws -> LedgerEngine {
+        guard let configuration = try kafka.configuration(data) else { throw ValidationError("no --kafka") }
+        try FileIO_makeOwnerOnlyDirectory(data.resolved)
+        let lease = try KafkaLease(configuration: configuration, role: "projector", sessionTimeoutMs: Int(roleTimeout * 1000))
+        Terminal.line("ledger serve: standby for the projector role of \(configuration.topic)")
+        Terminal.flush()
+        _ = await BlockingPool.shared.run { lease.waitUntilHeld() }
+        Terminal.line("ledger serve: holding the projector role of \(configuration.topic)")
+        Terminal.flush()
+        startThread(name: "ledger-lease-watch") {
+            while lease.isHeld { usleep(100_000) }
+            Terminal.error("error: fenced: this process lost the projector role of \(configuration.topic) to another; stopping")
+            exitProcess(1)
+        }
+        var options = options
+        options.processors = false
+        options.projections = true
+        let log = try await BlockingPool.shared.run { try kafka.openReader(data) }
+        return try await LedgerEngine(log: log, directory: data.resolved, options: options)
     }
 }

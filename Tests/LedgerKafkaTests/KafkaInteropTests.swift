@@ -126,3 +126,48 @@ import Testing
         #expect(aDigests == bDigests)
     }
 }
+
+/// `ledger serve --kafka … --role projector`: one process of the consumer group projects, the
+/// others stand by; SIGKILL the one that works and a standby takes over and resumes from the
+/// projections' committed checkpoint.
+@Suite(.serialized) struct KafkaProjectorRoleTests {
+    @Test func aStandbyProjectorTakesOverWhenTheActiveOneIsKilled() async throws {
+        let cluster = try KafkaMockCluster(brokers: 3, logger: KafkaLogTests.quiet)
+        try cluster.createTopic("ledger", partitions: 1, replicationFactor: 3)
+        let writer = try await KafkaLogTests.open(KafkaLogTests.configuration(cluster))
+        for i in 0..<30 { _ = try await writer.append([KafkaLogTests.node("n\(i)")], policy: KafkaLogTests.admin) }
+        let dir = TemporaryDirectory("kafka-projectors")
+        func start() throws -> ChildProcess {
+            try ChildProcess(
+                ledgerBinary, ["serve", "--kafka", cluster.bootstrapServers, "--topic", "ledger", "--role", "projector", "--role-timeout", "4", "--data-dir", dir.path, "--listen", "127.0.0.1:0"],
+                environment: ["LEDGER_LOG_LEVEL": "error"])
+        }
+        let first = try start()
+        #expect(first.waitForLine(timeout: 60) { $0.contains("holding the projector role") } != nil, "the first projector never got the role")
+        #expect(first.waitForLine(timeout: 30) { $0.contains("listening on") } != nil)
+        let second = try start()
+        #expect(second.waitForLine(timeout: 30) { $0.contains("standby for the projector role") } != nil)
+        // The second stands by while the first holds the role.
+        #expect(second.waitForLine(timeout: 3) { $0.contains("holding the projector role") } == nil, "two processes hold the projector role")
+        for i in 30..<60 { _ = try await writer.append([KafkaLogTests.node("n\(i)")], policy: KafkaLogTests.admin) }
+        let killed = Date()
+        first.signal(SIGKILL)
+        _ = first.wait(timeout: 30)
+        #expect(second.waitForLine(timeout: 60) { $0.contains("holding the projector role") } != nil, "no standby took over")
+        let tookOver = Date().timeIntervalSince(killed)
+        print("the standby took over \(String(format: "%.1f", tookOver)) s after the active projector was killed")
+        let listening = second.waitForLine(timeout: 30) { $0.contains("listening on") }
+        let url = try #require(listening?.split(separator: " ").last.map(String.init))
+        // It resumes from the checkpoint the first one committed and catches up to the head.
+        var ready = false
+        for _ in 0..<300 where !ready {
+            let r = try runProgram("curl", ["-s", url + "/readyz"])
+            ready = r.stdout.contains("\"head\":60") && r.stdout.contains("\"projectionLag\":0")
+            if !ready { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(ready, "the standby's projections did not reach the head")
+        second.signal(SIGTERM)
+        #expect(second.wait(timeout: 30)?.status == 0)
+        try await writer.close()
+    }
+}
