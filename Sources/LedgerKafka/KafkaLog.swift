@@ -47,6 +47,9 @@ public final class KafkaLog: EventLog, PreparedAppender, @unchecked Sendable {
     private var sinceSnapshot: Int64 = 0
     private var fetchCursor: KafkaCursor?
     private var placementConsumer: RDKafkaConsumer?
+    /// The writer thread's header scratch, and the CloudEvents source as bytes.
+    private let headerBuffer = RDKafkaHeaderBuffer()
+    private lazy var source: [UInt8] = Array(configuration.source.utf8)
     /// Consumers of finished cursors, for the next ones.
     let consumers = ConsumerPool()
 
@@ -408,11 +411,10 @@ public final class KafkaLog: EventLog, PreparedAppender, @unchecked Sendable {
                         guard let hash = view.storedHash else { throw LedgerError(.internal, "a record the writer built has no hash") }
                         var x = extras[Int(offset - batch.baseOffset)]
                         x.prevHash = prevHash
-                        let record = RDKafkaRecord(
-                            key: view.streamBytes, value: view.json, timestampMs: view.time.milliseconds,
-                            headers: KafkaRecord.headers(view, hash: hash, extras: x, epoch: epoch, source: configuration.source),
-                            index: Int(offset - batch.baseOffset))
-                        try producer.produce(topic: configuration.topic, partition: 0, record)
+                        source.withUnsafeBytes { KafkaRecord.writeHeaders(view, hash: hash, extras: x, epoch: epoch, source: $0, into: headerBuffer) }
+                        try producer.produce(
+                            topic: configuration.topic, partition: 0, key: view.streamBytes, value: view.json, timestampMs: view.time.milliseconds,
+                            index: Int(offset - batch.baseOffset), headers: headerBuffer)
                         prevHash = hash
                     }
                 }

@@ -64,6 +64,31 @@ enum KafkaRecord {
         return h
     }
 
+    /// The same headers as ``headers(_:hash:extras:epoch:source:)``, written into `buffer`.
+    static func writeHeaders(_ view: RecordView, hash: Hash256, extras: Extras, epoch: UInt64, source: UnsafeRawBufferPointer, into b: RDKafkaHeaderBuffer) {
+        b.reset()
+        b.add("ce_specversion") { $0.append("1.0") }
+        b.add("ce_id") { view.id.append(to: $0) }
+        b.add("ce_type", view.typeBytes)
+        b.add("ce_source", source)
+        b.add("ce_subject", view.streamBytes)
+        b.add("ce_time") { view.time.append(to: $0) }
+        b.add("content-type") { $0.append("application/json") }
+        b.add("ce_ledgeroffset") { $0.appendDecimal(view.offset) }
+        b.add("ce_ledgerversion") { $0.appendDecimal(view.version) }
+        b.add("ce_ledgerhash") { hash.appendHex(to: $0) }
+        b.add("ce_ledgerprevhash") { extras.prevHash.appendHex(to: $0) }
+        b.add("ce_ledgerschemaversion") { $0.appendDecimal(Int64(extras.schemaVersion)) }
+        b.add("ce_actor") { $0.append(utf8: extras.actor) }
+        if let c = extras.causationId { b.add("ce_causationid") { c.append(to: $0) } }
+        if let c = extras.correlationId { b.add("ce_correlationid") { $0.append(utf8: c) } }
+        b.add("ledger_position") { w in
+            for v in [UInt64(bitPattern: view.offset), view.id.high, view.id.low, UInt64(bitPattern: view.time.milliseconds), UInt64(bitPattern: view.version), epoch] {
+                hex16(v, to: w)
+            }
+        }
+    }
+
     /// The fence's headers: a CloudEvent of type `dev.platform-ledger.fence` (consumers that
     /// want events only filter it out by `ce_type`), and the epoch.
     static func fence(epoch: UInt64, time: Timestamp, source: String) -> [(String, [UInt8])] {
@@ -120,6 +145,13 @@ struct EpochFilter {
 func hex16(_ v: UInt64, into out: inout [UInt8]) {
     let digits = Array("0123456789abcdef".utf8)
     for shift in stride(from: 60, through: 0, by: -4) { out.append(digits[Int((v >> UInt64(shift)) & 0xF)]) }
+}
+
+func hex16(_ v: UInt64, to w: ByteWriter) {
+    for shift in stride(from: 60, through: 0, by: -4) {
+        let d = UInt8((v >> UInt64(shift)) & 0xF)
+        w.append(d < 10 ? d + 48 : d + 87)
+    }
 }
 
 /// The value of 16 hex digits at `at`, or nil.

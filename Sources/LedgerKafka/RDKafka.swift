@@ -164,6 +164,44 @@ extension RDKafkaClient {
     }
 }
 
+/// Message headers as names and values laid out in one reusable buffer: no allocation per header.
+final class RDKafkaHeaderBuffer {
+    private(set) var names: [StaticString] = []
+    private(set) var ends: [Int] = []
+    let values = ByteWriter(capacity: 2048)
+
+    func reset() {
+        names.removeAll(keepingCapacity: true)
+        ends.removeAll(keepingCapacity: true)
+        values.reset()
+    }
+
+    /// Adds a header whose value `write` appends to ``values``.
+    @inline(__always) func add(_ name: StaticString, _ write: (ByteWriter) -> Void) {
+        names.append(name)
+        write(values)
+        ends.append(values.count)
+    }
+
+    @inline(__always) func add(_ name: StaticString, _ value: UnsafeRawBufferPointer) {
+        add(name) { $0.append(value) }
+    }
+
+    /// A new `rd_kafka_headers_t` holding copies of these headers.
+    func make() -> OpaquePointer? {
+        guard let headers = rd_kafka_headers_new(names.count) else { return nil }
+        var start = 0
+        let base = UnsafeRawPointer(values.base)
+        for i in names.indices {
+            let name = names[i]
+            _ = rd_kafka_header_add(
+                headers, UnsafeRawPointer(name.utf8Start).assumingMemoryBound(to: CChar.self), name.utf8CodeUnitCount, base + start, ends[i] - start)
+            start = ends[i]
+        }
+        return headers
+    }
+}
+
 /// One message to produce.
 struct RDKafkaRecord {
     var key: UnsafeRawBufferPointer
@@ -247,6 +285,49 @@ final class RDKafkaProducer: RDKafkaClient, @unchecked Sendable {
 
     /// The Kafka offsets the expected messages landed at (−1 where none was reported).
     var deliveredOffsets: [Int64] { callbacks.deliveries.withLock { $0 } }
+
+    /// Queues one message (copied) with the headers of `headers`, through `rd_kafka_produceva`
+    /// without allocating per message (beyond what librdkafka copies).
+    @available(*, noasync, message: "polls while librdkafka's queue is full")
+    func produce(
+        topic: String, partition: Int32, key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, timestampMs: Int64, index: Int,
+        headers buffer: RDKafkaHeaderBuffer
+    ) throws {
+        try topic.withCString { topicName in
+            try withUnsafeTemporaryAllocation(of: rd_kafka_vu_t.self, capacity: 8) { vus in
+                while true {
+                    guard let headers = buffer.make() else { throw LedgerError(.internal, "kafka: cannot allocate headers") }
+                    for i in 0..<8 { vus[i] = rd_kafka_vu_t() }
+                    vus[0].vtype = RD_KAFKA_VTYPE_TOPIC
+                    vus[0].u.cstr = topicName
+                    vus[1].vtype = RD_KAFKA_VTYPE_PARTITION
+                    vus[1].u.i32 = partition
+                    vus[2].vtype = RD_KAFKA_VTYPE_KEY
+                    vus[2].u.mem.ptr = UnsafeMutableRawPointer(mutating: key.baseAddress)
+                    vus[2].u.mem.size = key.count
+                    vus[3].vtype = RD_KAFKA_VTYPE_VALUE
+                    vus[3].u.mem.ptr = UnsafeMutableRawPointer(mutating: value.baseAddress)
+                    vus[3].u.mem.size = value.count
+                    vus[4].vtype = RD_KAFKA_VTYPE_MSGFLAGS
+                    vus[4].u.i = RD_KAFKA_MSG_F_COPY
+                    vus[5].vtype = RD_KAFKA_VTYPE_TIMESTAMP
+                    vus[5].u.i64 = timestampMs
+                    vus[6].vtype = RD_KAFKA_VTYPE_HEADERS
+                    vus[6].u.headers = headers
+                    vus[7].vtype = RD_KAFKA_VTYPE_OPAQUE
+                    vus[7].u.ptr = UnsafeMutableRawPointer(bitPattern: index)
+                    guard let error = rd_kafka_produceva(handle, vus.baseAddress, 8) else { return }
+                    let failure = RDKafkaFailure(taking: error)
+                    rd_kafka_headers_destroy(headers)
+                    if failure.code == RD_KAFKA_RESP_ERR__QUEUE_FULL {
+                        rd_kafka_poll(handle, 10)
+                        continue
+                    }
+                    throw RDKafkaFailure(code: failure.code, message: "produce to \(topic): \(failure.message)")
+                }
+            }
+        }
+    }
 
     /// Waits until every queued message is delivered (or the timeout passes).
     @available(*, noasync, message: "waits for the brokers")
