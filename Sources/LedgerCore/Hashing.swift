@@ -1,3 +1,4 @@
+import CLibCrypto
 public import Crypto
 
 let hexDigits: StaticString = "0123456789abcdef"
@@ -33,19 +34,19 @@ public struct Hash256: Sendable, Hashable, CustomStringConvertible {
         )
     }
 
-    /// SHA-256 of `bytes`.
+    /// SHA-256 of `bytes` (OpenSSL's libcrypto: no context allocated per call).
     public static func of(_ bytes: UnsafeRawBufferPointer) -> Hash256 {
-        var hasher = SHA256()
-        hasher.update(bufferPointer: bytes)
-        return Hash256(hasher.finalize())
+        var state = SHA256State()
+        state.update(bytes)
+        return state.finalize()
     }
 
     /// SHA-256 of `first` followed by `second`.
     public static func of(_ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) -> Hash256 {
-        var hasher = SHA256()
-        hasher.update(bufferPointer: first)
-        hasher.update(bufferPointer: second)
-        return Hash256(hasher.finalize())
+        var state = SHA256State()
+        state.update(first)
+        state.update(second)
+        return state.finalize()
     }
 
     /// SHA-256 of the UTF-8 bytes of `text`.
@@ -154,5 +155,26 @@ public struct Hash256: Sendable, Hashable, CustomStringConvertible {
         hasher.combine(words.1)
         hasher.combine(words.2)
         hasher.combine(words.3)
+    }
+}
+
+/// A SHA-256 in progress: OpenSSL's plain state struct, so that a copy resumes the hash from
+/// here (what ``EnvelopeHead`` keeps) without allocating.
+public struct SHA256State: @unchecked Sendable {
+    // @unchecked: a C struct of integers and bytes, copied by value.
+    private var context = SHA256_CTX()
+
+    public init() { ledger_sha256_init(&context) }
+
+    public mutating func update(_ bytes: UnsafeRawBufferPointer) {
+        ledger_sha256_update(&context, bytes.baseAddress, bytes.count)
+    }
+
+    /// The digest (the state is consumed; copy it first to go on).
+    public mutating func finalize() -> Hash256 {
+        withUnsafeTemporaryAllocation(byteCount: 32, alignment: 8) { out in
+            ledger_sha256_final(&context, out.baseAddress!.assumingMemoryBound(to: UInt8.self))
+            return Hash256(raw: UnsafeRawBufferPointer(out))
+        }
     }
 }

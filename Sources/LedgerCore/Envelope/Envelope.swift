@@ -238,7 +238,7 @@ public struct EnvelopeHead: Sendable {
     public let bytes: [UInt8]
     /// Where the canonical data starts in `bytes`.
     public let dataStart: Int
-    private let hasher: SHA256
+    private let hasher: SHA256State
 
     public init(actor: String, causationId: EventID?, correlationId: String?, data: JSONObject, scratch: ByteWriter? = nil) throws(LedgerError) {
         let w = scratch ?? ByteWriter(capacity: 512)
@@ -246,8 +246,8 @@ public struct EnvelopeHead: Sendable {
         EnvelopeFields.writeHead(actor: actor, causationId: causationId, correlationId: correlationId, into: w)
         dataStart = w.count
         try CanonicalJSON.write(.object(data), into: w)
-        var h = SHA256()
-        h.update(bufferPointer: w.bytes)
+        var h = SHA256State()
+        h.update(w.bytes)
         hasher = h
         bytes = w.array()
     }
@@ -262,7 +262,7 @@ public struct EnvelopeHead: Sendable {
     @inline(__always)
     public func hash(tail: UnsafeRawBufferPointer) -> Hash256 {
         var h = hasher
-        h.update(bufferPointer: tail)
-        return Hash256(h.finalize())
+        h.update(tail)
+        return h.finalize()
     }
 }
