@@ -231,14 +231,29 @@ public final class LineIngest: @unchecked Sendable {
     }
 }
 
-/// Slots filled from several threads, each index by exactly one.
+/// Slots filled from several threads, each index by exactly one, read once all are filled.
+///
+/// A fixed allocation, never an array: `withUnsafeMutableBufferPointer` on a class's array from
+/// two threads at once swaps the array out for the closure's duration, so the second thread
+/// could write through an empty buffer (a data race Thread Sanitizer reported).
 private final class ResultSlots: @unchecked Sendable {
-    private var storage: [Result<[PreparedEvent], LedgerError>?]
-    init(count: Int) { storage = Array(repeating: nil, count: count) }
-    func set(_ i: Int, _ value: Result<[PreparedEvent], LedgerError>) {
-        storage.withUnsafeMutableBufferPointer { $0[i] = value }
+    // @unchecked: each slot is written by one thread; `values` is read after every writer joined.
+    private let storage: UnsafeMutablePointer<Result<[PreparedEvent], LedgerError>?>
+    private let count: Int
+    init(count: Int) {
+        self.count = count
+        storage = .allocate(capacity: max(1, count))
+        storage.initialize(repeating: nil, count: max(1, count))
     }
-    var values: [Result<[PreparedEvent], LedgerError>] { storage.map { $0! } }
+    deinit {
+        storage.deinitialize(count: max(1, count))
+        storage.deallocate()
+    }
+    func set(_ i: Int, _ value: Result<[PreparedEvent], LedgerError>) {
+        precondition(i >= 0 && i < count)
+        storage[i] = value
+    }
+    var values: [Result<[PreparedEvent], LedgerError>] { (0..<count).map { storage[$0]! } }
 }
 
 private struct UncheckedPointer: @unchecked Sendable {

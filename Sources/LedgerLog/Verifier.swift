@@ -14,6 +14,12 @@ public struct VerifyReport: Sendable {
     /// The first offset that failed, and why; nil when everything checked out.
     public var badOffset: Int64?
     public var problem: String?
+    /// Where the first bad batch starts: its segment's base offset and byte (what `ledger repair`
+    /// cuts from); nil when the log is whole up to a head it does not reach.
+    public var badSegment: Int64?
+    public var badByte: Int64?
+    /// The first offset of that batch: the head a repair cuts back to.
+    public var badBatchOffset: Int64?
     public var isClean: Bool { problem == nil }
 
     /// `{"ok","events","batches","segments","bytes","headHash","badOffset"?,"problem"?}`.
@@ -43,10 +49,16 @@ public enum Verifier {
         let payload = PayloadBuffer()
         let catalog = EventCatalog.standard
 
+        var current: (Int64, Int64, Int64)? = nil
         func bad(_ offset: Int64, _ message: String, segment: Segment?) -> VerifyReport {
             var r = report
             r.badOffset = offset
             r.problem = message
+            if segment != nil, let current {
+                r.badSegment = current.0
+                r.badByte = current.1
+                r.badBatchOffset = current.2
+            }
             CorruptionMarker.write(directory, message: message, offset: offset, segment: segment.map { Segment.name($0.baseOffset) + ".log" })
             return r
         }
@@ -55,12 +67,14 @@ public enum Verifier {
             if segment.baseOffset >= head && segment.baseOffset > 0 { break }
             report.segments += 1
             let name = Segment.name(segment.baseOffset) + ".log"
+            current = (segment.baseOffset, 0, expected)
             guard segment.baseOffset == expected else {
                 return bad(expected, "segment \(name) starts at offset \(segment.baseOffset), expected \(expected)", segment: segment)
             }
             let size = try FileIO.size(segment.fd, segment.logPath)
             var position: Int64 = 0
             while expected < head {
+                current = (segment.baseOffset, position, expected)
                 let read = try segment.readBatch(at: position, fileSize: size, into: &raw)
                 guard case .batch(let header) = read else {
                     if case .end = read { break }

@@ -20,7 +20,7 @@ struct Ledger: AsyncParsableCommand {
             """,
         subcommands: [
             DemoCommand.self, AppendCommand.self, ReadCommand.self, TailCommand.self, VerifyCommand.self,
-            StatsCommand.self, ImportCommand.self, ProjectCommand.self, ProcessCommand.self, DecisionsCommand.self, ExplainCommand.self, RegistryCommand.self, ChargebackCommand.self,
+            StatsCommand.self, RepairCommand.self, ImportCommand.self, ProjectCommand.self, ProcessCommand.self, DecisionsCommand.self, ExplainCommand.self, RegistryCommand.self, ChargebackCommand.self,
             SLOCommand.self, AuditCommand.self, LineageCommand.self, PolicyCommand.self, ComplianceCommand.self, CheckpointCommand.self, ProveCommand.self, EvidenceCommand.self, ReplayCommand.self, ServeCommand.self, KafkaCommand.self, BenchCommand.self,
         ]
     )

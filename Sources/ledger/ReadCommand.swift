@@ -146,10 +146,19 @@ struct VerifyCommand: ParsableCommand {
         let report = try kafkaLog.map { try Verifier.verify(source: $0) { progress.update($0) } } ?? Verifier.verify(directory: data.resolved) { progress.update($0) }
         progress.finish()
         let seconds = monotonicSeconds() - start
+        let repairs = kafkaLog == nil ? Repair.records(directory: data.resolved) : []
         switch format {
         case .json:
-            Terminal.json(report.json)
+            var json = report.json
+            if case .object(var o) = json, !repairs.isEmpty {
+                o["repairs"] = .array(repairs)
+                json = .object(o)
+            }
+            Terminal.json(json)
         case .table:
+            for r in repairs {
+                Terminal.line("repaired at \(r["time"]?.stringValue ?? "?"): offsets \(r["lost"]?["from"]?.intValue ?? 0)..<\(r["lost"]?["to"]?.intValue ?? 0) cut (\(r["lost"]?["events"]?.intValue ?? 0) acknowledged events lost: \(r["problem"]?.stringValue ?? ""))")
+            }
             if report.isClean, let kafkaLog {
                 Terminal.line("verify: ok — \(Format.count(report.events)) events of topic \(kafkaLog.configuration.topic), \(Format.bytes(report.bytes)); every envelope, schema, offset and hash checked in \(Format.fixed(seconds, 2)) s")
                 Terminal.line("head hash: \(report.headHash)")

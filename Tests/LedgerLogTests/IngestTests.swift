@@ -1,0 +1,52 @@
+import Foundation
+import Synchronization
+import Testing
+import LedgerCore
+@testable import LedgerLog
+
+/// `ledger append`'s streaming ingest (run under Thread Sanitizer by `.ci/run`): lines prepared on
+/// both cores into shared result slots, submitted in chunks, delivered in input order.
+@Suite struct IngestTests {
+    @Test func linesArePreparedInParallelAndDeliveredInOrder() throws {
+        let seed = SeededGenerator(defaultSeed: 0x1e57)
+        var random = seed
+        let dir = TemporaryDirectory()
+        var options = testOptions()
+        options.fsync = .never
+        let log = try SegmentLog.open(directory: dir.path, options: options)
+        // 3,000 lines (chunks large enough to be split over two threads), about one in 25 bad.
+        var text = ""
+        var bad: Set<Int> = []
+        for i in 1...3000 {
+            if Int.random(in: 0..<25, using: &random) == 0 {
+                bad.insert(i)
+                text += #"{"stream":"job-x\#(i)","type":"job.queued","data":{"job":"x\#(i)","team":"vision","gpuType":"a100","gpus":"many","priority":1}}"# + "\n"
+            } else if i % 7 == 0 {
+                text += "[" + (0..<3).map { k in #"{"stream":"job-b\#(i)-\#(k)","type":"job.queued","data":{"job":"b\#(i)-\#(k)","team":"vision","gpuType":"a100","gpus":1,"priority":1}}"# }.joined(separator: ",") + "]\n"
+            } else {
+                text += #"{"stream":"job-j\#(i)","type":"job.queued","data":{"job":"j\#(i)","team":"vision","gpuType":"a100","gpus":2,"priority":1}}"# + "\n"
+            }
+        }
+        let delivered = Mutex<[LineIngest.LineResult]>([])
+        let ingest = LineIngest(log: log, policy: user, mode: .append) { results in delivered.withLock { $0 += results } }
+        let summary = try ingest.run(bytes: Array(text.utf8))
+        try log.close()
+        let results = delivered.withLock { $0 }
+        #expect(results.map(\.line) == Array(1...3000), "seed \(seed.seed)")
+        #expect(summary.rejected == bad.count, "seed \(seed.seed)")
+        var next: Int64 = 0
+        for r in results {
+            switch r.result {
+            case .success(let acks):
+                #expect(!bad.contains(r.line), "seed \(seed.seed): line \(r.line) should have been refused")
+                #expect(acks.first?.offset == next, "seed \(seed.seed): line \(r.line) landed out of order")
+                next += Int64(acks.count)
+            case .failure(let e):
+                #expect(bad.contains(r.line), "seed \(seed.seed): line \(r.line): \(e)")
+                #expect(e.code == .schemaViolation)
+            }
+        }
+        #expect(summary.events == Int(next))
+        #expect(try Verifier.verify(directory: dir.path).events == next)
+    }
+}
