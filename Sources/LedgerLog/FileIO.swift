@@ -4,10 +4,15 @@ import Glibc
 import Musl
 #endif
 import LedgerCore
+import Synchronization
 
 /// Thin, throwing wrappers over the POSIX file calls the log needs. Every failure names the file
 /// and the call, because an operator reading the error has nothing else to go on.
 public enum FileIO {
+    /// Faults to inject into the log's writes and syncs (tests only). Set it before opening a log
+    /// and clear it after closing; nil — always, outside the fault tests — costs one load per call.
+    nonisolated(unsafe) public static var faults: IOFaults?
+
     static func errorText(_ code: Int32 = errno) -> String { String(cString: strerror(code)) }
 
     static func fail(_ call: String, _ path: String, _ code: Int32 = errno) -> LedgerError {
@@ -50,6 +55,16 @@ public enum FileIO {
     }
 
     static func pwrite(_ fd: Int32, _ buffer: UnsafeRawBufferPointer, _ offset: Int64, _ path: String) throws {
+        var buffer = buffer
+        var injected: Int32 = 0
+        if let faults, let fault = faults.check(.write, path) {
+            switch fault {
+            case .error(let code): throw fail("pwrite", path, code)
+            case .partial(let code):
+                buffer = UnsafeRawBufferPointer(rebasing: buffer[0..<(buffer.count / 2)])
+                injected = code
+            }
+        }
         var done = 0
         while done < buffer.count {
             let n = Glibc.pwrite(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
@@ -59,9 +74,20 @@ public enum FileIO {
             }
             done += n
         }
+        if injected != 0 { throw fail("pwrite", path, injected) }
     }
 
     static func write(_ fd: Int32, _ buffer: UnsafeRawBufferPointer, _ path: String) throws {
+        var buffer = buffer
+        var injected: Int32 = 0
+        if let faults, let fault = faults.check(.write, path) {
+            switch fault {
+            case .error(let code): throw fail("write", path, code)
+            case .partial(let code):
+                buffer = UnsafeRawBufferPointer(rebasing: buffer[0..<(buffer.count / 2)])
+                injected = code
+            }
+        }
         var done = 0
         while done < buffer.count {
             let n = Glibc.write(fd, buffer.baseAddress! + done, buffer.count - done)
@@ -71,13 +97,16 @@ public enum FileIO {
             }
             done += n
         }
+        if injected != 0 { throw fail("write", path, injected) }
     }
 
     static func fsync(_ fd: Int32, _ path: String) throws {
+        if let faults, case .error(let code)? = faults.check(.sync, path) { throw fail("fsync", path, code) }
         guard Glibc.fsync(fd) == 0 else { throw fail("fsync", path) }
     }
 
     static func fdatasync(_ fd: Int32, _ path: String) throws {
+        if let faults, case .error(let code)? = faults.check(.sync, path) { throw fail("fdatasync", path, code) }
         guard Glibc.fdatasync(fd) == 0 else { throw fail("fdatasync", path) }
     }
 
@@ -163,5 +192,60 @@ extension Array where Element == UInt8 {
     @inline(__always) mutating func appendLE<T: FixedWidthInteger>(_ value: T) {
         var v = value.littleEndian
         Swift.withUnsafeBytes(of: &v) { append(contentsOf: $0) }
+    }
+}
+
+/// I/O faults for the log's fault tests: the Nth write (`write`/`pwrite`) or sync
+/// (`fsync`/`fdatasync`) of a file under `directory`, counted from when the object is installed,
+/// fails as planned. Files elsewhere (other tests running at the same time) are not touched.
+public final class IOFaults: Sendable {
+    public enum Operation: Sendable { case write, sync }
+    public enum Fault: Sendable {
+        /// The call fails with this errno (EIO, ENOSPC …), writing nothing.
+        case error(Int32)
+        /// A write puts the first half of its bytes in the file, then fails with this errno.
+        case partial(Int32)
+    }
+
+    private struct State {
+        var writes = 0
+        var syncs = 0
+        var fired = false
+    }
+    private let state = Mutex(State())
+    private let plan: (Operation, Int, Fault)?
+    let directory: String
+
+    /// Counts operations and fails the `n`th (1-based) of `operation` with `fault`.
+    public init(directory: String, failing operation: Operation, at n: Int, with fault: Fault) {
+        self.directory = directory
+        plan = (operation, n, fault)
+    }
+
+    /// Counts operations only (to learn how many a scenario has).
+    public init(directory: String) {
+        self.directory = directory
+        plan = nil
+    }
+
+    /// Writes and syncs seen so far, and whether the planned fault fired.
+    public var counts: (writes: Int, syncs: Int, fired: Bool) { state.withLock { ($0.writes, $0.syncs, $0.fired) } }
+
+    func check(_ operation: Operation, _ path: String) -> Fault? {
+        guard path.hasPrefix(directory) else { return nil }
+        return state.withLock { s in
+            let n: Int
+            switch operation {
+            case .write:
+                s.writes += 1
+                n = s.writes
+            case .sync:
+                s.syncs += 1
+                n = s.syncs
+            }
+            guard let (op, at, fault) = plan, op == operation, at == n else { return nil }
+            s.fired = true
+            return fault
+        }
     }
 }

@@ -28,7 +28,13 @@ final class WriterLock: Sendable {
         }
         let line = Array((holder + "\n").utf8)
         _ = ftruncate(fd, 0)
-        try line.withUnsafeBytes { try FileIO.pwrite(fd, $0, 0, path) }
+        do {
+            try line.withUnsafeBytes { try FileIO.pwrite(fd, $0, 0, path) }
+        } catch {
+            // Closing the descriptor releases the lock: a failed open must not keep it.
+            close(fd)
+            throw error
+        }
         return WriterLock(path: path, fd: fd)
     }
 
