@@ -200,14 +200,25 @@ final class AppendPipeline: @unchecked Sendable {
         return BatchBuilder(baseOffset: offset, payload: payload, tail: tailWriter)
     }
 
-    /// Completes now if nothing needs to become durable, else when the syncer gets there.
+    /// Completes now if nothing needs to become durable, else when the syncer gets there — or at
+    /// once with the writer's failure if it stopped meanwhile (it drained the waiters before this
+    /// one came: parked now, it would wait forever).
     private func park(_ w: Waiting) {
-        let now: Bool = sync.withLock { state in
-            if state.durable >= w.need { return true }
+        let (now, failure): (Bool, LedgerError?) = sync.withLock { state in
+            if state.durable >= w.need { return (true, nil) }
+            if let failure = state.failure { return (false, failure) }
             state.waiting.append(w)
-            return false
+            return (false, nil)
         }
-        if now { w.completion(w.results) }
+        if now {
+            w.completion(w.results)
+        } else if let failure {
+            // Accepted but not durable: never acknowledged. Refusals keep their own reason.
+            w.completion(w.results.map { r in
+                if case .success = r { return .failure(failure) }
+                return r
+            })
+        }
     }
 
     /// Reads back an event an earlier batch wrote (an idempotent retry of it), once durable.

@@ -12,6 +12,9 @@ public enum FileIO {
     /// Faults to inject into the log's writes and syncs (tests only). Set it before opening a log
     /// and clear it after closing; nil — always, outside the fault tests — costs one load per call.
     nonisolated(unsafe) public static var faults: IOFaults?
+    /// Sees every write, sync, creation and rename before it happens (the power-loss tests keep
+    /// what a crash could undo); nil outside them.
+    nonisolated(unsafe) public static var journal: (any IOJournal)?
 
     static func errorText(_ code: Int32 = errno) -> String { String(cString: strerror(code)) }
 
@@ -20,6 +23,7 @@ public enum FileIO {
     }
 
     static func open(_ path: String, _ flags: Int32, mode: mode_t = 0o600) throws -> Int32 {
+        if let journal, flags & O_CREAT != 0, access(path, F_OK) != 0 { try journal.willCreate(path) }
         let fd = Glibc.open(path, flags | O_CLOEXEC, mode)
         guard fd >= 0 else { throw fail("open", path) }
         return fd
@@ -55,6 +59,7 @@ public enum FileIO {
     }
 
     static func pwrite(_ fd: Int32, _ buffer: UnsafeRawBufferPointer, _ offset: Int64, _ path: String) throws {
+        if let journal { try journal.willWrite(fd: fd, path: path, offset: offset, count: buffer.count) }
         var buffer = buffer
         var injected: Int32 = 0
         if let faults, let fault = faults.check(.write, path) {
@@ -78,6 +83,7 @@ public enum FileIO {
     }
 
     static func write(_ fd: Int32, _ buffer: UnsafeRawBufferPointer, _ path: String) throws {
+        if let journal { try journal.willWrite(fd: fd, path: path, offset: Int64(lseek(fd, 0, SEEK_CUR)), count: buffer.count) }
         var buffer = buffer
         var injected: Int32 = 0
         if let faults, let fault = faults.check(.write, path) {
@@ -101,13 +107,17 @@ public enum FileIO {
     }
 
     static func fsync(_ fd: Int32, _ path: String) throws {
+        let mark = try journal?.willSync(path)
         if let faults, case .error(let code)? = faults.check(.sync, path) { throw fail("fsync", path, code) }
         guard Glibc.fsync(fd) == 0 else { throw fail("fsync", path) }
+        if let mark { journal?.didSync(path, mark) }
     }
 
     static func fdatasync(_ fd: Int32, _ path: String) throws {
+        let mark = try journal?.willSync(path)
         if let faults, case .error(let code)? = faults.check(.sync, path) { throw fail("fdatasync", path, code) }
         guard Glibc.fdatasync(fd) == 0 else { throw fail("fdatasync", path) }
+        if let mark { journal?.didSync(path, mark) }
     }
 
     static func truncate(_ fd: Int32, _ length: Int64, _ path: String) throws {
@@ -126,6 +136,7 @@ public enum FileIO {
     }
 
     static func rename(_ from: String, _ to: String) throws {
+        if let journal { try journal.willRename(from, to) }
         guard Glibc.rename(from, to) == 0 else { throw fail("rename", from + " to") }
     }
 
@@ -248,4 +259,16 @@ public final class IOFaults: Sendable {
             return fault
         }
     }
+}
+
+/// What the power-loss tests watch: each call may throw (the simulated machine is down) and
+/// otherwise records what a crash before the next sync could still undo.
+public protocol IOJournal: AnyObject, Sendable {
+    func willCreate(_ path: String) throws
+    func willWrite(fd: Int32, path: String, offset: Int64, count: Int) throws
+    /// Before a sync of `path`, a file (fsync/fdatasync) or a directory (its entries): returns a
+    /// mark of what was written so far, which ``didSync(_:_:)`` then knows to be durable.
+    func willSync(_ path: String) throws -> Int
+    func didSync(_ path: String, _ mark: Int)
+    func willRename(_ from: String, _ to: String) throws
 }
