@@ -58,8 +58,32 @@ struct Recovery {
             guard base == expected else {
                 throw LedgerError(.corrupt, "segment \(Segment.name(base)).log starts at offset \(base) but the segment before it ends at \(expected)")
             }
-            let (segment, cut) = try recover(base: base, isLast: isLast)
+            var (segment, cut) = try recover(base: base, isLast: isLast)
             truncated += cut
+            if !isLast && cut > 0 {
+                // A power loss left a sealed segment's unacknowledged tail torn: every later
+                // segment holds only unacknowledged events. Keep their bytes in quarantine/ and
+                // make this segment the last again.
+                for later in bases[(i + 1)...] {
+                    let path = segmentsDirectory + "/" + Segment.name(later) + ".log"
+                    let fd = try FileIO.open(path, O_RDONLY)
+                    let size = try FileIO.size(fd, path)
+                    try quarantine(fd: fd, path: path, base: later, from: 0, to: size)
+                    close(fd)
+                    truncated += size
+                    for suffix in [".log", ".index", ".timeindex"] { FileIO.remove(segmentsDirectory + "/" + Segment.name(later) + suffix) }
+                    logger.warning("segment \(Segment.name(later)).log followed a torn, unacknowledged tail: moved to quarantine/")
+                }
+                try FileIO.syncDirectory(segmentsDirectory)
+                segment = try reopenWritable(segment)
+                segments.append(segment)
+                expected = segment.snapshot.nextOffset
+                if let h = segment.snapshot.lastHash {
+                    lastHash = h
+                    lastTime = segment.snapshot.lastTime ?? lastTime
+                }
+                break
+            }
             let state = segment.snapshot
             expected = state.nextOffset
             if let h = state.lastHash {
@@ -74,7 +98,7 @@ struct Recovery {
     private func recover(base: Int64, isLast: Bool) throws -> (Segment, Int64) {
         let stem = segmentsDirectory + "/" + Segment.name(base)
         let path = stem + ".log"
-        let fd = try FileIO.open(path, isLast ? O_RDWR : O_RDONLY)
+        let fd = try FileIO.open(path, O_RDWR)
         var size = try FileIO.size(fd, path)
         var index = SegmentIndex.load(offsetPath: stem + ".index", timePath: stem + ".timeindex", segmentSize: size)
         let probe = Segment(
@@ -145,13 +169,18 @@ struct Recovery {
                 case .truncated(let available): why = "the file ends \(available) bytes into the batch"
                 default: why = ""
                 }
-                guard isLast else {
-                    throw corrupt(base, position, next, "\(why); a sealed segment cannot have a torn tail")
-                }
+                // Beyond the acknowledged head only unsynced, unacknowledged batches can lie: a power
+                // loss may keep some of their pages and not others (a hole, then a whole batch), or
+                // tear a sealed segment's tail when the writer had rolled to the next. Below it, or
+                // without a HEAD to tell, damage is corruption.
+                let unacknowledged = acknowledged.map { next >= $0 } ?? false
                 if let acknowledged, next < acknowledged {
                     throw corrupt(base, position, next, "\(why), but the writer had acknowledged events up to offset \(acknowledged): an acknowledged batch is damaged")
                 }
-                if let later = try findValidBatch(in: probe, after: position, fileSize: size) {
+                guard isLast || unacknowledged else {
+                    throw corrupt(base, position, next, "\(why); a sealed segment cannot have a torn tail")
+                }
+                if !unacknowledged, let later = try findValidBatch(in: probe, after: position, fileSize: size) {
                     throw corrupt(base, position, next, "\(why), and a whole batch follows at byte \(later): this is damage inside the log, not a torn write")
                 }
                 cut = size - position
@@ -163,7 +192,7 @@ struct Recovery {
                 break scan
             }
         }
-        if rebuilt || idx.entries.count != (index?.entries.count ?? -1) {
+        if rebuilt || cut > 0 || idx.entries.count != (index?.entries.count ?? -1) {
             idx.truncate(toPosition: size)
             try idx.write(offsetPath: stem + ".index", timePath: stem + ".timeindex")
         }
@@ -173,6 +202,16 @@ struct Recovery {
         // `probe` shares the descriptor: keep it from closing it.
         probe.disown()
         return (segment, cut)
+    }
+
+    /// The same segment, now the last: it takes appends.
+    private func reopenWritable(_ segment: Segment) throws -> Segment {
+        let state = segment.snapshot
+        let copy = Segment(
+            directory: segmentsDirectory, baseOffset: segment.baseOffset, fd: segment.fd, writable: true,
+            state: Segment.State(size: state.size, nextOffset: state.nextOffset, firstTime: state.firstTime, lastTime: state.lastTime, lastHash: state.lastHash, index: state.index))
+        segment.disown()
+        return copy
     }
 
     private func corrupt(_ base: Int64, _ position: Int64, _ offset: Int64, _ why: String) -> LedgerError {

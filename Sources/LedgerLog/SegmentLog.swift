@@ -75,7 +75,9 @@ public final class SegmentLog: Sendable {
             lastTime: outcome.lastTime, heads: heads)
         let log = SegmentLog(directory: directory, options: options, set: set, pipeline: pipeline, index: index, lock: lock, heads: heads, recovered: outcome.truncatedBytes)
         pipeline.start()
-        index.start(waitDurable: { [pipeline] in pipeline.waitDurable($0) })
+        // Weak: the pipeline holds the index, a strong capture would keep both (and every segment
+        // descriptor) alive after close.
+        index.start(waitDurable: { [weak pipeline] in pipeline?.waitDurable($0) ?? false })
         return log
     }
 

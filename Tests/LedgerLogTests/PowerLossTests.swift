@@ -11,7 +11,8 @@ import LedgerCore
 /// every later call fails. Then what was never synced is undone the way a disk may undo it — a
 /// random prefix of the pending writes (the last one torn at a random byte), a random subset of
 /// 4 KiB pages, or random 512-byte sectors; un-synced new files and renames may vanish. The log
-/// must open, hold every acknowledged event where it was acknowledged, and verify.
+/// must open, hold every acknowledged event where it was acknowledged, and verify. Sectors are
+/// the unit a disk writes whole: nothing is torn inside one.
 ///
 /// `.ci/run` runs the fixed seeds below (LEDGER_POWER_LOSS_SEEDS=N runs N seeds from 1; the
 /// script `Tests/power-loss.sh` runs 10,000).
@@ -56,7 +57,14 @@ import LedgerCore
             fstat(fd, &st)
             let size = Int64(st.st_size)
             var old = [UInt8](repeating: 0, count: max(0, min(count, Int(size - offset))))
-            if !old.isEmpty { _ = old.withUnsafeMutableBytes { pread(fd, $0.baseAddress!, $0.count, off_t(offset)) } }
+            if !old.isEmpty {
+                // Through a descriptor of our own: the writer's may be write-only (HEAD's is).
+                let reader = open(path, O_RDONLY)
+                if reader >= 0 {
+                    _ = old.withUnsafeMutableBytes { pread(reader, $0.baseAddress!, $0.count, off_t(offset)) }
+                    close(reader)
+                }
+            }
             try state.withLock { s in
                 if s.crashed { throw LedgerError(.io, "\(path): Input/output error (power lost)") }
                 s.seq += 1
@@ -107,7 +115,13 @@ import LedgerCore
                 guard fd >= 0 else { continue }
                 defer { close(fd) }
                 let cut = Int.random(in: 0...writes.count, using: &random)  // mode 0: writes from here on are lost…
-                let tornAt = Int.random(in: 0...max(0, (cut < writes.count ? writes[cut].count : 0)), using: &random)  // …the first of them torn here
+                // …the first of them torn at a sector boundary (a disk writes 512-byte sectors whole).
+                var tornAt = 0
+                if cut < writes.count {
+                    let w = writes[cut]
+                    let boundaries = (0...w.count).filter { (Int(w.offset) + $0) % 512 == 0 }
+                    tornAt = boundaries.randomElement(using: &random) ?? 0
+                }
                 for (i, w) in writes.enumerated().reversed() {
                     var keep = [Bool](repeating: true, count: w.count)
                     switch mode {
@@ -198,7 +212,7 @@ import LedgerCore
         // After the power comes back.
         let reopened: SegmentLog
         do { reopened = try SegmentLog.open(directory: dir.path, options: options) } catch {
-            Issue.record("seed \(seed): the log does not open after the power loss (\(what)): \(error)")
+            Issue.record("seed \(seed): the log does not open after the power loss (HEAD \(HeadFile.read(dir.path).map(String.init) ?? "unreadable: " + ((try? FileIO.readFile(dir.path + "/HEAD"))?.map { String($0, radix: 16) }.joined(separator: " ") ?? "missing")), \(acked.count) acknowledged; \(what)): \(error)")
             return (true, acked.count)
         }
         var found: [Int64: EventID] = [:]
@@ -219,6 +233,9 @@ import LedgerCore
         var acked = 0
         for seed in 1...UInt64(count) {
             let r = try await run(seed: seed)
+            if seed % 50 == 0, ProcessInfo.processInfo.environment["LEDGER_POWER_LOSS_FDS"] != nil {
+                print("seed \(seed): \((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? -1) open descriptors")
+            }
             if r.undid { undid += 1 }
             acked += r.acked
         }
