@@ -56,6 +56,14 @@ struct Recovery {
         for (i, base) in bases.enumerated() {
             let isLast = i == bases.count - 1
             guard base == expected else {
+                // A gap at or above the acknowledged head: the previous segment's unsynced tail was
+                // lost while this later, unacknowledged data reached the disk.
+                if let acknowledged, expected >= acknowledged, let previous = segments.popLast() {
+                    truncated += try quarantineSegments(bases[i...])
+                    let writable = try reopenWritable(previous)
+                    segments.append(writable)
+                    break
+                }
                 throw LedgerError(.corrupt, "segment \(Segment.name(base)).log starts at offset \(base) but the segment before it ends at \(expected)")
             }
             var (segment, cut) = try recover(base: base, isLast: isLast)
@@ -64,17 +72,7 @@ struct Recovery {
                 // A power loss left a sealed segment's unacknowledged tail torn: every later
                 // segment holds only unacknowledged events. Keep their bytes in quarantine/ and
                 // make this segment the last again.
-                for later in bases[(i + 1)...] {
-                    let path = segmentsDirectory + "/" + Segment.name(later) + ".log"
-                    let fd = try FileIO.open(path, O_RDONLY)
-                    let size = try FileIO.size(fd, path)
-                    try quarantine(fd: fd, path: path, base: later, from: 0, to: size)
-                    close(fd)
-                    truncated += size
-                    for suffix in [".log", ".index", ".timeindex"] { FileIO.remove(segmentsDirectory + "/" + Segment.name(later) + suffix) }
-                    logger.warning("segment \(Segment.name(later)).log followed a torn, unacknowledged tail: moved to quarantine/")
-                }
-                try FileIO.syncDirectory(segmentsDirectory)
+                truncated += try quarantineSegments(bases[(i + 1)...])
                 segment = try reopenWritable(segment)
                 segments.append(segment)
                 expected = segment.snapshot.nextOffset
@@ -202,6 +200,25 @@ struct Recovery {
         // `probe` shares the descriptor: keep it from closing it.
         probe.disown()
         return (segment, cut)
+    }
+
+    /// Moves whole segments that hold only unacknowledged events (after a torn tail or a gap above
+    /// the acknowledged head) to `quarantine/`; returns their bytes.
+    @discardableResult
+    private func quarantineSegments(_ bases: ArraySlice<Int64>) throws -> Int64 {
+        var bytes: Int64 = 0
+        for later in bases {
+            let path = segmentsDirectory + "/" + Segment.name(later) + ".log"
+            let fd = try FileIO.open(path, O_RDONLY)
+            let size = try FileIO.size(fd, path)
+            try quarantine(fd: fd, path: path, base: later, from: 0, to: size)
+            close(fd)
+            bytes += size
+            for suffix in [".log", ".index", ".timeindex"] { FileIO.remove(segmentsDirectory + "/" + Segment.name(later) + suffix) }
+            logger.warning("segment \(Segment.name(later)).log held only unacknowledged events after a torn tail or a gap: moved to quarantine/")
+        }
+        try FileIO.syncDirectory(segmentsDirectory)
+        return bytes
     }
 
     /// The same segment, now the last: it takes appends.
