@@ -37,34 +37,7 @@ enum KafkaRecord {
         var prevHash: Hash256
     }
 
-    static func headers(_ view: RecordView, hash: Hash256, extras: Extras, epoch: UInt64, source: String) -> [(String, [UInt8])] {
-        var position: [UInt8] = []
-        position.reserveCapacity(96)
-        for v in [UInt64(bitPattern: view.offset), view.id.high, view.id.low, UInt64(bitPattern: view.time.milliseconds), UInt64(bitPattern: view.version), epoch] {
-            hex16(v, into: &position)
-        }
-        var h: [(String, [UInt8])] = [
-            ("ce_specversion", Array("1.0".utf8)),
-            ("ce_id", Array(view.id.description.utf8)),
-            ("ce_type", Array(view.typeBytes)),
-            ("ce_source", Array(source.utf8)),
-            ("ce_subject", Array(view.streamBytes)),
-            ("ce_time", Array(view.time.description.utf8)),
-            ("content-type", Array("application/json".utf8)),
-            ("ce_ledgeroffset", Array(String(view.offset).utf8)),
-            ("ce_ledgerversion", Array(String(view.version).utf8)),
-            ("ce_ledgerhash", Array(hash.description.utf8)),
-            ("ce_ledgerprevhash", Array(extras.prevHash.description.utf8)),
-            ("ce_ledgerschemaversion", Array(String(extras.schemaVersion).utf8)),
-            ("ce_actor", Array(extras.actor.utf8)),
-        ]
-        if let c = extras.causationId { h.append(("ce_causationid", Array(c.description.utf8))) }
-        if let c = extras.correlationId { h.append(("ce_correlationid", Array(c.utf8))) }
-        h.append((positionHeader, position))
-        return h
-    }
-
-    /// The same headers as ``headers(_:hash:extras:epoch:source:)``, written into `buffer`.
+    /// The record's headers (see above), written into `buffer`.
     static func writeHeaders(_ view: RecordView, hash: Hash256, extras: Extras, epoch: UInt64, source: UnsafeRawBufferPointer, into b: RDKafkaHeaderBuffer) {
         b.reset()
         b.add("ce_specversion") { $0.append("1.0") }

@@ -382,11 +382,7 @@ final class RDKafkaConsumer: RDKafkaClient, @unchecked Sendable {
 
     /// Reads `partition` of `topic` from Kafka offset `offset` (replacing any assignment).
     func assign(topic: String, partition: Int32 = 0, offset: Int64) throws {
-        guard let list = rd_kafka_topic_partition_list_new(1) else { throw LedgerError(.internal, "kafka: cannot allocate a partition list") }
-        defer { rd_kafka_topic_partition_list_destroy(list) }
-        let tp = rd_kafka_topic_partition_list_add(list, topic, partition)
-        tp?.pointee.offset = offset
-        try RDKafkaFailure.check(rd_kafka_assign(handle, list), "assign \(topic)[\(partition)]")
+        try withPartitionList(topic, partition, offset) { try RDKafkaFailure.check(rd_kafka_assign(handle, $0), "assign \(topic)[\(partition)]") }
     }
 
     /// The next message or event, or nil when none came within the timeout.
@@ -397,10 +393,7 @@ final class RDKafkaConsumer: RDKafkaClient, @unchecked Sendable {
 
     /// Commits `offset` (the next to read) of partition 0 for the consumer's group.
     func commit(topic: String, offset: Int64) throws {
-        guard let list = rd_kafka_topic_partition_list_new(1) else { throw LedgerError(.internal, "kafka: cannot allocate a partition list") }
-        defer { rd_kafka_topic_partition_list_destroy(list) }
-        rd_kafka_topic_partition_list_add(list, topic, 0)?.pointee.offset = offset
-        try RDKafkaFailure.check(rd_kafka_commit(handle, list, 0), "commit offset \(offset) of \(topic)")
+        try withPartitionList(topic, 0, offset) { try RDKafkaFailure.check(rd_kafka_commit(handle, $0, 0), "commit offset \(offset) of \(topic)") }
     }
 }
 
@@ -454,10 +447,7 @@ func text(_ buffer: [CChar]) -> String {
 extension RDKafkaConsumer {
     /// Joins the consumer group (its `group.id`) for `topic`; the group assigns the partitions.
     func subscribe(topic: String) throws {
-        guard let list = rd_kafka_topic_partition_list_new(1) else { throw LedgerError(.internal, "kafka: cannot allocate a partition list") }
-        defer { rd_kafka_topic_partition_list_destroy(list) }
-        rd_kafka_topic_partition_list_add(list, topic, RD_KAFKA_PARTITION_UA)
-        try RDKafkaFailure.check(rd_kafka_subscribe(handle, list), "subscribe to \(topic)")
+        try withPartitionList(topic, RD_KAFKA_PARTITION_UA, nil) { try RDKafkaFailure.check(rd_kafka_subscribe(handle, $0), "subscribe to \(topic)") }
     }
 
     /// Whether the group has assigned partition `partition` of `topic` to this member.
@@ -471,4 +461,13 @@ extension RDKafkaConsumer {
         }
         return false
     }
+}
+
+/// A one-entry `rd_kafka_topic_partition_list_t` for the length of `body`.
+private func withPartitionList(_ topic: String, _ partition: Int32, _ offset: Int64?, _ body: (UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) throws -> Void) throws {
+    guard let list = rd_kafka_topic_partition_list_new(1) else { throw LedgerError(.internal, "kafka: cannot allocate a partition list") }
+    defer { rd_kafka_topic_partition_list_destroy(list) }
+    let entry = rd_kafka_topic_partition_list_add(list, topic, partition)
+    if let offset { entry?.pointee.offset = offset }
+    try body(list)
 }

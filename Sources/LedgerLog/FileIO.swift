@@ -131,6 +131,21 @@ public enum FileIO {
         try fsync(fd, path)
     }
 
+    /// Copies bytes `from..<to` of an open file into a new file `target` (which must not exist), fsynced.
+    static func copyRange(_ fd: Int32, _ path: String, from: Int64, to: Int64, into target: String) throws {
+        let out = try open(target, O_WRONLY | O_CREAT | O_EXCL)
+        defer { close(out) }
+        var buffer = [UInt8](repeating: 0, count: Int(min(to - from, 1 << 20)))
+        var position = from
+        while position < to {
+            let n = try buffer.withUnsafeMutableBytes { try pread(fd, $0.baseAddress!, Int(min(Int64($0.count), to - position)), position, path) }
+            if n == 0 { break }
+            try buffer.withUnsafeBytes { try write(out, UnsafeRawBufferPointer(rebasing: $0[0..<n]), target) }
+            position += Int64(n)
+        }
+        try fsync(out, target)
+    }
+
     public static func makeDirectory(_ path: String) throws {
         if mkdir(path, 0o700) != 0 && errno != EEXIST { throw fail("mkdir", path) }
     }

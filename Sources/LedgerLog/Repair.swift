@@ -77,7 +77,7 @@ public enum Repair {
                 let from = base == cutSegment ? cutByte : 0
                 if size > from {
                     let target = q + "/repair-\(stamp)-\(Segment.name(base))-from-\(from).bin"
-                    try copy(fd: fd, path: path, from: from, to: size, into: target)
+                    try FileIO.copyRange(fd, path, from: from, to: size, into: target)
                     quarantined.append("quarantine/" + String(target.split(separator: "/").last!))
                 }
                 let stem = segments + "/" + Segment.name(base)
@@ -133,20 +133,6 @@ public enum Repair {
         let repairs = directory + "/repairs"
         guard let names = try? FileIO.list(repairs) else { return [] }
         return names.filter { $0.hasSuffix(".json") }.sorted().compactMap { try? JSONParser.parse(try FileIO.readFile(repairs + "/" + $0)) }
-    }
-
-    private static func copy(fd: Int32, path: String, from: Int64, to: Int64, into target: String) throws {
-        let out = try FileIO.open(target, O_WRONLY | O_CREAT | O_EXCL)
-        defer { close(out) }
-        var buffer = [UInt8](repeating: 0, count: Int(min(to - from, 1 << 20)))
-        var position = from
-        while position < to {
-            let n = try buffer.withUnsafeMutableBytes { try FileIO.pread(fd, $0.baseAddress!, Int(min(Int64($0.count), to - position)), position, path) }
-            if n == 0 { break }
-            try buffer.withUnsafeBytes { try FileIO.write(out, UnsafeRawBufferPointer(rebasing: $0[0..<n]), target) }
-            position += Int64(n)
-        }
-        try FileIO.fsync(out, target)
     }
 
     private static func removeTree(_ path: String) {

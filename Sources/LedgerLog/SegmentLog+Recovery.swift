@@ -261,17 +261,7 @@ struct Recovery {
         let directory = dataDirectory + "/quarantine"
         try FileIO.makeDirectory(directory)
         let target = directory + "/\(Segment.name(base))-at-\(from)-\(getpid())-\(UInt64.random(in: 0..<UInt64.max) % 1_000_000).bin"
-        let out = try FileIO.open(target, O_WRONLY | O_CREAT | O_EXCL)
-        defer { close(out) }
-        var buffer = [UInt8](repeating: 0, count: Int(min(to - from, 1 << 20)))
-        var position = from
-        while position < to {
-            let n = try buffer.withUnsafeMutableBytes { try FileIO.pread(fd, $0.baseAddress!, Int(min(Int64($0.count), to - position)), position, path) }
-            if n == 0 { break }
-            try buffer.withUnsafeBytes { try FileIO.write(out, UnsafeRawBufferPointer(rebasing: $0[0..<n]), target) }
-            position += Int64(n)
-        }
-        try FileIO.fsync(out, target)
+        try FileIO.copyRange(fd, path, from: from, to: to, into: target)
         try FileIO.syncDirectory(directory)
     }
 }
