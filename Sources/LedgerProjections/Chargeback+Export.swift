@@ -1,10 +1,18 @@
-import Foundation
+public import Foundation
 public import LedgerCore
 
 extension Chargeback.Report {
-    /// The report as JSON: rows with GPU-hours and costs rounded half-even to cents (unpriced
-    /// rows: cost null and `missingPrice`), and totals per currency.
-    public var json: JSONValue {
+    /// The report's sum in one currency: costs of the priced rows, idle shares received, both.
+    public struct CurrencyTotal: Sendable, Equatable {
+        public var currency: String
+        public var cost: Decimal
+        public var idleShare: Decimal
+        public var total: Decimal { cost + idleShare }
+    }
+
+    /// Totals per currency, sorted by currency code: amounts in different currencies are never
+    /// added together.
+    public var totals: [CurrencyTotal] {
         var totals: [String: (Decimal, Decimal)] = [:]  // currency → (cost numerator, idle share)
         for row in rows {
             var t = totals[row.currency] ?? (0, 0)
@@ -12,13 +20,18 @@ extension Chargeback.Report {
             t.1 += row.idleShare
             totals[row.currency] = t
         }
-        for (c, t) in totals { totals[c] = (t.0 / Chargeback.msPerHour, t.1) }
-        return [
+        return totals.keys.sorted().map { c in CurrencyTotal(currency: c, cost: totals[c]!.0 / Chargeback.msPerHour, idleShare: totals[c]!.1) }
+    }
+
+    /// The report as JSON: rows with GPU-hours and costs rounded half-even to cents (unpriced
+    /// rows: cost null and `missingPrice`), and totals per currency.
+    public var json: JSONValue {
+        [
             "from": .string(from.description), "end": .string(end.description), "shareIdle": .bool(options.shareIdle),
             "groupBy": .array(options.groupBy.map { .string($0.rawValue) }),
             "rows": .array(rows.map(\.json)),
-            "totals": .array(totals.keys.sorted().map { c in
-                ["currency": .string(c), "cost": Money.json(totals[c]!.0), "idleShare": Money.json(totals[c]!.1), "total": Money.json(totals[c]!.0 + totals[c]!.1)]
+            "totals": .array(totals.map { t in
+                ["currency": .string(t.currency), "cost": Money.json(t.cost), "idleShare": Money.json(t.idleShare), "total": Money.json(t.total)]
             }),
         ]
     }

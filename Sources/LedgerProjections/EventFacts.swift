@@ -114,10 +114,33 @@ struct EventFacts: Sendable {
         "rollout.step.advanced", "rollout.paused", "rollout.resumed", "rollout.promoted", "rollout.rolled_back",
         "drift.alerted", "node.registered", "node.removed", "price.set", "job.queued", "gpu.allocated", "gpu.released",
         "serving.window.observed", "slo.defined", "slo.burn.alerted", "slo.burn.resolved", "gate.evaluated",
+        "feature.histogram.observed",
     ]
 }
 
+/// An event whose data lacks a member a projection needs, or has it with another type (a log
+/// written under a looser contract): recorded as an anomaly row, never applied in part, never a crash.
+struct Unappliable: Error {
+    var message: String
+    init(_ message: String) { self.message = message }
+}
+
 extension JSONObject {
+    func required(_ key: String) throws(Unappliable) -> String {
+        guard let v = self[key]?.stringValue else { throw Unappliable("data member \"\(key)\" is missing or not a string") }
+        return v
+    }
+
+    func requiredInt(_ key: String) throws(Unappliable) -> Int {
+        guard let v = self[key]?.intValue else { throw Unappliable("data member \"\(key)\" is missing or not an integer") }
+        return v
+    }
+
+    func requiredDouble(_ key: String) throws(Unappliable) -> Double {
+        guard let v = self[key]?.doubleValue else { throw Unappliable("data member \"\(key)\" is missing or not a number") }
+        return v
+    }
+
     func string(_ key: String) -> String? { self[key]?.stringValue }
     func int(_ key: String) -> Int? { self[key]?.intValue }
     func double(_ key: String) -> Double? { self[key]?.doubleValue }

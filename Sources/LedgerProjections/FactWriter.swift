@@ -18,6 +18,8 @@ final class FactWriter {
     private var versions = Set<String>()
     private var deployments = Set<String>()
     private var aliases = Set<String>()
+    /// "model@version" → feature → its baseline's bins as canonical JSON (to check histograms).
+    private var baselineBins: [String: [String: String]] = [:]
     private var openAllocations: [String: (offset: Int64, gpuType: String, gpus: Int)] = [:]
     private var openNodes: [String: (offset: Int64, gpuType: String, gpus: Int)] = [:]
     private var firstOpenDay: Int64? = nil
@@ -67,12 +69,23 @@ final class FactWriter {
             gate = try HotStatement(db, "INSERT INTO gate_evaluations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
         }
     }
-    private var statements: Statements?
+    private var prepared: Statements?
+
+    /// The prepared statements; `load` prepares them on the writer's connection.
+    private func statements() throws -> Statements {
+        guard let prepared else { throw LedgerError(.internal, "projections: the fact writer was used before load(_:) prepared its statements") }
+        return prepared
+    }
 
     func load(_ db: Database) throws {
         models = Set(try String.fetchAll(db, sql: "SELECT DISTINCT model FROM models"))
         versions = Set(try Row.fetchAll(db, sql: "SELECT model, version FROM model_versions").map { "\($0[0] as String)@\($0[1] as String)" })
         deployments = Set(try String.fetchAll(db, sql: "SELECT DISTINCT deployment FROM deployment_events WHERE type = 'deployment.created'"))
+        baselineBins = [:]
+        for row in try Row.fetchAll(db, sql: "SELECT model, version, baseline FROM model_versions WHERE baseline IS NOT NULL ORDER BY offset") {
+            guard let text: String = row[2], let features = try? JSONParser.parse(Array(text.utf8)).objectValue else { continue }
+            baselineBins["\(row[0] as String)@\(row[1] as String)"] = FactWriter.bins(features)
+        }
         aliases = []
         for row in try Row.fetchAll(db, sql: """
             SELECT model, alias, version FROM model_aliases a
@@ -103,11 +116,13 @@ final class FactWriter {
             firstOpenDay = try Int64.fetchOne(db, sql: "SELECT last_time FROM checkpoints WHERE next_offset > 0 LIMIT 1").map { Timestamp(milliseconds: $0).startOfDay.milliseconds }
         }
         postings = [:]
-        statements = try Statements(db)
+        // What a rolled-back transaction had gathered is gone with it.
+        pendingClosings = []
+        prepared = try Statements(db)
     }
 
     func anomaly(_ db: Database, _ e: EventFacts, _ projection: String, _ message: String) throws {
-        let st = statements!.anomaly
+        let st = try statements().anomaly
         st.int(e.offset)
         st.text(projection)
         st.text(e.type)
@@ -142,64 +157,114 @@ final class FactWriter {
         post(2, String(StreamName.category(of: e.stream)), e.offset)
         post(3, e.type, e.offset)
         if let cause = e.causationId {
-            let st = statements!.cause
+            let st = try statements().cause
             st.blob(cause.bytes)
             st.int(e.offset)
             try st.run()
         }
         if let hot = e.hot { return try applyHot(db, e, hot) }
         guard e.envelope != nil else { return }
+        do {
+            try applyData(db, e)
+        } catch let unappliable as Unappliable {
+            // Every member is read before the first row is written, so nothing of it was applied.
+            try anomaly(db, e, FactWriter.projection(of: e.type), "\(e.type) not applied: \(unappliable.message)")
+        }
+    }
+
+    /// feature → bins (canonical JSON) of a baseline stored as feature → bins.
+    static func bins(_ features: JSONObject) -> [String: String] {
+        var out: [String: String] = [:]
+        for m in features.members { out[m.key] = m.value.description }
+        return out
+    }
+
+    /// The read model an event type feeds (for its anomalies).
+    static func projection(of type: String) -> String {
+        switch type {
+        case "node.registered", "node.removed", "price.set", "job.queued", "gpu.allocated", "gpu.released": return "chargeback"
+        case "serving.window.observed", "slo.defined", "slo.burn.alerted", "slo.burn.resolved": return "slo"
+        default: return "registry"
+        }
+    }
+
+    /// The rows of an event whose data the projections read. Reads every member it needs before
+    /// it writes anything: a missing one throws ``Unappliable`` with nothing written.
+    private func applyData(_ db: Database, _ e: EventFacts) throws {
         let d = e.data
+        let st = try statements()
         switch e.type {
         case "dataset.registered":
-            try run(statements!.dataset, [.int(e.offset), .text(d.string("name")), .text(d.string("version")), .text(d.string("digest")), .text(d.string("source")), .text(d.string("classification")), .int(e.time), .text(e.hash)])
+            let values: [Value] = [.int(e.offset), .text(try d.required("name")), .text(try d.required("version")), .text(try d.required("digest")), .text(try d.required("source")), .text(d.string("classification")), .int(e.time), .text(e.hash)]
+            try run(st.dataset, values)
         case "model.registered":
-            let model = d.string("model")!
-            try run(statements!.model, [.int(e.offset), .text(model), .text(d.string("team")), .text(d.string("description")), .text(e.actor), .int(e.time)])
+            let model = try d.required("model")
+            try run(st.model, [.int(e.offset), .text(model), .text(try d.required("team")), .text(d.string("description")), .text(e.actor), .int(e.time)])
             models.insert(model)
         case "model.version.created":
-            let model = d.string("model")!
-            let version = d.string("version")!
+            let model = try d.required("model")
+            let version = try d.required("version")
+            let source = try d.required("source")
+            let digest = try d.required("digest")
             guard models.contains(model) else { return try anomaly(db, e, "registry", "version \(version) of unknown model \(model)") }
             if versions.contains("\(model)@\(version)") { try anomaly(db, e, "registry", "version \(version) of \(model) created again (the first one stands)"); return }
             let features = d["baseline"]?.objectValue.map { b in JSONValue.object(JSONObject(members: b.members.map { .init(key: $0.key, value: $0.value["bins"] ?? .null) })).description }
-            try run(statements!.version, [.int(e.offset), .text(model), .text(version), .text(d.string("source")), .text(d.string("digest")), .text(d.string("job")), .text(d.json("datasets") ?? "[]"), .text(features), .text(e.actor), .int(e.time), .text(e.hash)])
+            try run(st.version, [.int(e.offset), .text(model), .text(version), .text(source), .text(digest), .text(d.string("job")), .text(d.json("datasets") ?? "[]"), .text(features), .text(e.actor), .int(e.time), .text(e.hash)])
             versions.insert("\(model)@\(version)")
+            if let baseline = d["baseline"]?.objectValue {
+                baselineBins["\(model)@\(version)"] = FactWriter.bins(JSONObject(members: baseline.members.map { .init(key: $0.key, value: $0.value["bins"] ?? .null) }))
+            }
+        case "feature.histogram.observed":
+            let (model, version, feature) = (try d.required("model"), try d.required("version"), try d.required("feature"))
+            let bins = (d["bins"] ?? .null).description
+            // PSI needs identical bins (SEMANTICS.md, Drift): the drift processor skips the
+            // histogram; the mismatch is worth an operator's eye.
+            if let expected = baselineBins["\(model)@\(version)"]?[feature], expected != bins {
+                try anomaly(db, e, "registry", "histogram of \(feature) for \(model)@\(version) has bins \(bins), its baseline \(expected): no drift computed for it")
+            }
         case "model.version.evaluated":
-            guard try known(db, e, d) else { return }
-            try run(statements!.evaluation, [.int(e.offset), .text(d.string("model")), .text(d.string("version")), .text(d.json("metrics")), .int(d["passed"]?.boolValue == true ? 1 : 0), .text(d.string("evaluator")), .text(e.actor), .int(e.time), .text(e.hash)])
+            let (model, version) = (try d.required("model"), try d.required("version"))
+            guard let metrics = d["metrics"], metrics.objectValue != nil else { throw Unappliable("data member \"metrics\" is missing or not an object") }
+            guard try known(db, e, model, version) else { return }
+            try run(st.evaluation, [.int(e.offset), .text(model), .text(version), .text(metrics.description), .int(d["passed"]?.boolValue == true ? 1 : 0), .text(d.string("evaluator")), .text(e.actor), .int(e.time), .text(e.hash)])
         case "model.version.approved":
-            guard try known(db, e, d) else { return }
-            try run(statements!.approval, [.int(e.offset), .text(d.string("model")), .text(d.string("version")), .text(d.string("approver")), .text(e.actor), .int(e.time), .text(e.hash)])
+            let (model, version, approver) = (try d.required("model"), try d.required("version"), try d.required("approver"))
+            guard try known(db, e, model, version) else { return }
+            try run(st.approval, [.int(e.offset), .text(model), .text(version), .text(approver), .text(e.actor), .int(e.time), .text(e.hash)])
         case "model.version.archived":
-            guard try known(db, e, d) else { return }
-            try run(statements!.archive, [.int(e.offset), .text(d.string("model")), .text(d.string("version")), .text(e.actor), .int(e.time), .text(e.hash)])
+            let (model, version) = (try d.required("model"), try d.required("version"))
+            guard try known(db, e, model, version) else { return }
+            try run(st.archive, [.int(e.offset), .text(model), .text(version), .text(e.actor), .int(e.time), .text(e.hash)])
         case "model.alias.set":
-            guard try known(db, e, d) else { return }
-            try run(statements!.alias, [.int(e.offset), .text(d.string("model")), .text(d.string("alias")), .text(d.string("version")), .text(e.actor), .int(e.time), .text(e.hash)])
-            aliases.insert("\(d.string("model")!)@\(d.string("alias")!)")
+            let (model, alias, version) = (try d.required("model"), try d.required("alias"), try d.required("version"))
+            guard try known(db, e, model, version) else { return }
+            try run(st.alias, [.int(e.offset), .text(model), .text(alias), .text(version), .text(e.actor), .int(e.time), .text(e.hash)])
+            aliases.insert("\(model)@\(alias)")
         case "model.alias.removed":
-            let key = "\(d.string("model")!)@\(d.string("alias")!)"
-            guard aliases.contains(key) else { return try anomaly(db, e, "registry", "alias \(d.string("alias")!) of \(d.string("model")!) removed but not set") }
-            try run(statements!.alias, [.int(e.offset), .text(d.string("model")), .text(d.string("alias")), .text(nil), .text(e.actor), .int(e.time), .text(e.hash)])
+            let (model, alias) = (try d.required("model"), try d.required("alias"))
+            let key = "\(model)@\(alias)"
+            guard aliases.contains(key) else { return try anomaly(db, e, "registry", "alias \(alias) of \(model) removed but not set") }
+            try run(st.alias, [.int(e.offset), .text(model), .text(alias), .text(nil), .text(e.actor), .int(e.time), .text(e.hash)])
             aliases.remove(key)
         case "deployment.created":
-            let deployment = d.string("deployment")!
-            if !versions.contains("\(d.string("model")!)@\(d.string("version")!)") {
-                try anomaly(db, e, "registry", "deployment \(deployment) of unknown model version \(d.string("model")!)@\(d.string("version")!)")
+            let (deployment, model, version) = (try d.required("deployment"), try d.required("model"), try d.required("version"))
+            if !versions.contains("\(model)@\(version)") {
+                try anomaly(db, e, "registry", "deployment \(deployment) of unknown model version \(model)@\(version)")
             }
-            try deploymentEvent(db, e, d, model: d.string("model"), version: d.string("version"), team: d.string("team"), gpuType: d.string("gpuType"), weight: nil, detail: d.string("service"))
+            try deploymentEvent(db, e, deployment, model: model, version: version, team: d.string("team"), gpuType: d.string("gpuType"), weight: nil, detail: d.string("service"))
             deployments.insert(deployment)
         case "rollout.started":
-            guard try knownDeployment(db, e, d) else { return }
-            if !versions.contains("\(d.string("model")!)@\(d.string("toVersion")!)") {
-                try anomaly(db, e, "registry", "rollout of unknown model version \(d.string("model")!)@\(d.string("toVersion")!)")
+            let (deployment, model, version) = (try d.required("deployment"), try d.required("model"), try d.required("toVersion"))
+            guard try knownDeployment(db, e, deployment) else { return }
+            if !versions.contains("\(model)@\(version)") {
+                try anomaly(db, e, "registry", "rollout of unknown model version \(model)@\(version)")
             }
             let detail: JSONValue = ["steps": d["steps"] ?? .null, "analysis": d["analysis"] ?? .null]
-            try deploymentEvent(db, e, d, model: d.string("model"), version: d.string("toVersion"), team: nil, gpuType: nil,
+            try deploymentEvent(db, e, deployment, model: model, version: version, team: nil, gpuType: nil,
                 weight: d["steps"]?.arrayValue?.first?["weight"]?.intValue, detail: detail.description)
         case "rollout.step.advanced", "rollout.paused", "rollout.resumed", "rollout.promoted", "rollout.rolled_back":
-            guard try knownDeployment(db, e, d) else { return }
+            let deployment = try d.required("deployment")
+            guard try knownDeployment(db, e, deployment) else { return }
             var detail: String? = nil
             if e.type == "rollout.rolled_back" || e.type == "rollout.paused" {
                 var o: JSONObject = ["reason": d["reason"] ?? .null]
@@ -209,49 +274,58 @@ final class FactWriter {
             } else if let evidence = d["evidence"] {
                 detail = JSONValue.object(["evidence": evidence]).description
             }
-            try deploymentEvent(db, e, d, model: nil, version: d.string("version"), team: nil, gpuType: nil, weight: d.int("weight"), detail: detail)
+            try deploymentEvent(db, e, deployment, model: nil, version: d.string("version"), team: nil, gpuType: nil, weight: d.int("weight"), detail: detail)
         case "gate.evaluated":
             let subject = d["subject"]?.objectValue ?? [:]
-            try run(statements!.gate, [.int(e.offset), .text(e.causationId?.description), .text(d.string("policy")), .i(d.int("policyVersion")),
-                .text(d.string("promotion")), .text(subject.string("model")), .text(subject.string("version")), .text(subject.string("deployment")),
-                .text(subject.string("alias")), .text(d.string("result")), .text(d.json("rules") ?? "[]"), .text(d.json("evidence") ?? "[]"),
-                .text(e.actor), .int(e.time), .text(e.hash)])
+            let values: [Value] = [.int(e.offset), .text(e.causationId?.description), .text(try d.required("policy")), .i(try d.requiredInt("policyVersion")),
+                .text(try d.required("promotion")), .text(try subject.required("model")), .text(try subject.required("version")), .text(subject.string("deployment")),
+                .text(subject.string("alias")), .text(try d.required("result")), .text(d.json("rules") ?? "[]"), .text(d.json("evidence") ?? "[]"),
+                .text(e.actor), .int(e.time), .text(e.hash)]
+            try run(st.gate, values)
         case "drift.alerted":
-            try run(statements!.drift, [.int(e.offset), .text(d.string("deployment")), .text(d.string("model")), .text(d.string("version")), .text(d.string("feature")), .double(d.double("value")), .double(d.double("threshold")), .text(d.string("severity")), .int(e.time), .text(e.hash)])
+            let values: [Value] = [.int(e.offset), .text(try d.required("deployment")), .text(try d.required("model")), .text(try d.required("version")), .text(try d.required("feature")),
+                .double(try d.requiredDouble("value")), .double(try d.requiredDouble("threshold")), .text(try d.required("severity")), .int(e.time), .text(e.hash)]
+            try run(st.drift, values)
         case "node.registered":
-            let node = d.string("node")!
+            let (node, gpuType, count) = (try d.required("node"), try d.required("gpuType"), try d.requiredInt("gpuCount"))
             if let open = openNodes[node] {
                 // A re-registration replaces the node's earlier capacity from now on.
-                try run(statements!.capacityClose, [.int(e.offset), .int(e.time), .int(open.offset)])
+                try run(st.capacityClose, [.int(e.offset), .int(e.time), .int(open.offset)])
                 capacity[open.gpuType, default: 0] -= open.gpus
             }
-            let gpuType = d.string("gpuType")!
-            let count = d.int("gpuCount")!
-            try run(statements!.capacityOpen, [.int(e.offset), .text(node), .text(gpuType), .i(count), .int(e.time)])
+            try run(st.capacityOpen, [.int(e.offset), .text(node), .text(gpuType), .i(count), .int(e.time)])
             openNodes[node] = (e.offset, gpuType, count)
             capacity[gpuType, default: 0] += count
         case "node.removed":
-            let node = d.string("node")!
+            let node = try d.required("node")
             guard let open = openNodes.removeValue(forKey: node) else { return try anomaly(db, e, "chargeback", "node \(node) removed but not registered") }
-            try run(statements!.capacityClose, [.int(e.offset), .int(e.time), .int(open.offset)])
+            try run(st.capacityClose, [.int(e.offset), .int(e.time), .int(open.offset)])
             capacity[open.gpuType, default: 0] -= open.gpus
         case "price.set":
+            let gpuType = try d.required("gpuType")
             guard let rate = Money.exactRate(d["hourlyRate"]), let from = Timestamp.parse(d.string("effectiveFrom")) else {
                 return try anomaly(db, e, "chargeback", "price without a usable rate or effectiveFrom")
             }
-            try run(statements!.price, [.int(e.offset), .text(d.string("gpuType")), .text(rate), .text(d.string("currency") ?? "USD"), .int(from), .int(e.time)])
+            try run(st.price, [.int(e.offset), .text(gpuType), .text(rate), .text(d.string("currency") ?? "USD"), .int(from), .int(e.time)])
         case "slo.defined":
-            try run(statements!.slo, [.int(e.offset), .text(d.string("slo")), .text(d.string("deployment")), .double(d.double("objective")), .i(d.int("periodDays") ?? 30), .text(d.string("sli")), .int(e.time)])
+            let values: [Value] = [.int(e.offset), .text(try d.required("slo")), .text(try d.required("deployment")), .double(try d.requiredDouble("objective")),
+                .i(d.int("periodDays") ?? 30), .text(try d.required("sli")), .int(e.time)]
+            try run(st.slo, values)
         case "slo.burn.alerted", "slo.burn.resolved":
-            try run(statements!.sloAlert, [.int(e.offset), .text(d.string("slo")), .text(d.string("deployment")), .text(d.string("severity")), .text(d.string("longWindow")), .text(d.string("shortWindow")),
-                .int(e.type == "slo.burn.alerted" ? 1 : 0), .double(d.double("burnRateLong")), .double(d.double("burnRateShort")), .double(d.double("threshold")), .int(e.time), .text(e.hash)])
+            let values: [Value] = [.int(e.offset), .text(try d.required("slo")), .text(try d.required("deployment")), .text(try d.required("severity")),
+                .text(try d.required("longWindow")), .text(try d.required("shortWindow")), .int(e.type == "slo.burn.alerted" ? 1 : 0),
+                .double(d.double("burnRateLong")), .double(d.double("burnRateShort")), .double(d.double("threshold")), .int(e.time), .text(e.hash)]
+            try run(st.sloAlert, values)
+        case "job.queued", "gpu.allocated", "gpu.released", "serving.window.observed":
+            // Their facts are read without a parse (`EventFacts.Hot`); here only when that failed.
+            throw Unappliable("its data lacks a member the projection needs, or has one of another type")
         default:
             break
         }
     }
 
     private func applyHot(_ db: Database, _ e: EventFacts, _ hot: EventFacts.Hot) throws {
-        let st = statements!
+        let st = try statements()
         switch hot {
         case .jobQueued(let job, let team, let project, let gpuType, let gpus, let model, let datasets):
             try run(st.job, [.int(e.offset), .text(job), .text(team), .text(project), .text(gpuType), .i(gpus), .text(model), .text(datasets), .int(e.time)])
@@ -285,22 +359,20 @@ final class FactWriter {
         }
     }
 
-    private func known(_ db: Database, _ e: EventFacts, _ d: JSONObject) throws -> Bool {
-        let model = d.string("model")!
-        let version = d.string("version")!
+    private func known(_ db: Database, _ e: EventFacts, _ model: String, _ version: String) throws -> Bool {
         if versions.contains("\(model)@\(version)") { return true }
         try anomaly(db, e, "registry", "\(e.type) for unknown version \(version) of \(models.contains(model) ? "" : "unknown model ")\(model)")
         return false
     }
 
-    private func knownDeployment(_ db: Database, _ e: EventFacts, _ d: JSONObject) throws -> Bool {
-        if deployments.contains(d.string("deployment")!) { return true }
-        try anomaly(db, e, "registry", "\(e.type) for unknown deployment \(d.string("deployment")!)")
+    private func knownDeployment(_ db: Database, _ e: EventFacts, _ deployment: String) throws -> Bool {
+        if deployments.contains(deployment) { return true }
+        try anomaly(db, e, "registry", "\(e.type) for unknown deployment \(deployment)")
         return false
     }
 
-    private func deploymentEvent(_ db: Database, _ e: EventFacts, _ d: JSONObject, model: String?, version: String?, team: String?, gpuType: String?, weight: Int?, detail: String?) throws {
-        try run(statements!.deployment, [.int(e.offset), .text(d.string("deployment")), .text(e.type), .text(model), .text(version), .text(team), .text(gpuType), .i(weight), .text(detail), .text(e.actor), .int(e.time), .text(e.hash)])
+    private func deploymentEvent(_ db: Database, _ e: EventFacts, _ deployment: String, model: String?, version: String?, team: String?, gpuType: String?, weight: Int?, detail: String?) throws {
+        try run(statements().deployment, [.int(e.offset), .text(deployment), .text(e.type), .text(model), .text(version), .text(team), .text(gpuType), .i(weight), .text(detail), .text(e.actor), .int(e.time), .text(e.hash)])
     }
 
     /// A UTC day is closed by the first event at or after its end (SEMANTICS.md, corrections).
@@ -329,7 +401,7 @@ final class FactWriter {
 
     /// Writes what was gathered since the last flush (called before each commit).
     func flush(_ db: Database) throws {
-        let st = statements!
+        let st = try statements()
         for (day, offset, time) in pendingClosings { try run(st.dayClosed, [.int(day), .int(offset), .int(time)]) }
         pendingClosings = []
         // In a fixed order, so that a rebuild writes the same rows the same way.

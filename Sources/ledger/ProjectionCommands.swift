@@ -310,8 +310,8 @@ struct ChargebackCommand: ParsableCommand {
             }
             table.add(cells)
         }
-        var total = Decimal(0)
-        for r in report.rows { total += (r.cost ?? 0) + r.idleShare }
-        return table.render() + "\ntotal \(Money.text(total)) (\(report.from) to \(report.end))"
+        // One total per currency: amounts in different currencies are never added.
+        let totals = report.totals.map { "\(Money.text($0.total)) \($0.currency)" }
+        return table.render() + "\ntotal \(totals.isEmpty ? "0.00" : totals.joined(separator: " + ")) (\(report.from) to \(report.end))"
     }
 }

@@ -40,6 +40,30 @@ import Testing
         #expect(bad.stderr.contains("2026-02-30"))
     }
 
+    /// Two GPU types priced in two currencies: the table prints one total per currency (it added
+    /// them into one number before), as the JSON and CSV exports do.
+    @Test func chargebackTotalsAreKeptPerCurrency() throws {
+        let dir = TemporaryDirectory("ledger-currencies")
+        let lines = [
+            #"{"id":"\#(EventID.random())","stream":"node-n1","type":"node.registered","time":"2026-11-23T00:00:00.000Z","actor":"user:ops","data":{"node":"n1","gpuType":"a100","gpuCount":8}}"#,
+            #"{"id":"\#(EventID.random())","stream":"pricing-a100","type":"price.set","time":"2026-11-23T00:00:00.000Z","actor":"user:ops","data":{"gpuType":"a100","hourlyRate":2,"effectiveFrom":"2026-11-23T00:00:00.000Z"}}"#,
+            #"{"id":"\#(EventID.random())","stream":"node-n2","type":"node.registered","time":"2026-11-23T00:00:00.000Z","actor":"user:ops","data":{"node":"n2","gpuType":"l4","gpuCount":4}}"#,
+            #"{"id":"\#(EventID.random())","stream":"pricing-l4","type":"price.set","time":"2026-11-23T00:00:00.000Z","actor":"user:ops","data":{"gpuType":"l4","hourlyRate":1.5,"currency":"EUR","effectiveFrom":"2026-11-23T00:00:00.000Z"}}"#,
+            #"{"id":"\#(EventID.random())","stream":"job-x","type":"job.cancelled","time":"2026-11-24T00:00:00.000Z","actor":"user:ops","data":{"job":"x"}}"#,
+        ]
+        try (lines.joined(separator: "\n") + "\n").write(toFile: dir.path + "/in.ndjson", atomically: true, encoding: .utf8)
+        let imported = try ledger(["import", "--preserve-time", "--data-dir", dir.path + "/d", dir.path + "/in.ndjson"])
+        #expect(imported.status == 0, "\(imported.stderr)")
+        // A day of idle: 8 × 24 × 2 = 384 USD and 4 × 24 × 1.5 = 144 EUR.
+        let table = try ledger(["chargeback", "--data-dir", dir.path + "/d", "--from", "2026-11-23", "--to", "2026-11-23"])
+        #expect(table.status == 0, "\(table.stderr)")
+        #expect(table.lines.last?.hasPrefix("total 144.00 EUR + 384.00 USD (") == true, "\(table.stdout)")
+        let json = try ledger(["chargeback", "--data-dir", dir.path + "/d", "--format", "json", "--from", "2026-11-23", "--to", "2026-11-23"])
+        let totals = try JSONParser.parse(Array(json.stdout.utf8))["totals"]?.arrayValue ?? []
+        #expect(totals.map { $0["currency"]?.stringValue ?? "" } == ["EUR", "USD"])
+        #expect(totals.map { $0["total"]?.doubleValue ?? 0 } == [144, 384])
+    }
+
     @Test func asOfTakesDatesAndRFC3339() throws {
         let dir = try Self.pricedPool()
         func asOf(_ text: String) throws -> Int? {
