@@ -26,13 +26,15 @@ final class Play: @unchecked Sendable {
     /// Appends a client event `seconds` after the previous one; returns its id and the decisions
     /// that followed it.
     @discardableResult
-    func add(_ type: String, _ data: JSONValue, after seconds: Double = 1, actor: String = "user:test", schemaVersion: Int = 1) async throws -> (EventID, [(type: String, data: JSONObject)]) {
+    /// `run: false` appends without running the processors (events that arrive together).
+    func add(_ type: String, _ data: JSONValue, after seconds: Double = 1, actor: String = "user:test", schemaVersion: Int = 1, run: Bool = true) async throws -> (EventID, [(type: String, data: JSONObject)]) {
         clock += Int64(seconds * 1000)
         let t = EventCatalog.standard.type(type)!
         let object = data.objectValue!
         let id = EventID.random()
         let request = AppendRequest(stream: t.stream(for: object)!, type: type, data: object, id: id, schemaVersion: schemaVersion, time: Timestamp(milliseconds: clock), actor: actor)
         _ = try await log.append([request], policy: AppendPolicy(actor: "user:admin", mode: .admin))
+        guard run else { return (id, []) }
         let made = try await runner.runToQuiescence()
         for d in made { decisions.append((d.offset, d.decision.type, d.decision.data, d.decision.causationId, d.decision.correlationId)) }
         return (id, made.map { ($0.decision.type, $0.decision.data) })

@@ -227,9 +227,10 @@ func subscribe(port: Int, query: String, token: String?, lastEventID: Int64? = n
             let port = try #require(client.port)
             let total = 3000
             let appender = Task {
+                var sizes = SeededGenerator(seed: seed.seed &+ 1)
                 var n = 0
                 while n < total {
-                    let k = min(total - n, Int.random(in: 1...5))
+                    let k = min(total - n, Int.random(in: 1...5, using: &sizes))
                     let events = (0..<k).map { queued("r\(n + $0)") }
                     let r = try await client.call(.post, "/v1/append", token: TestTokens.token("writer"), json: #"{"events":["# + events.joined(separator: ",") + "]}")
                     guard r.status == .ok else { throw APIError(.internalServerError, "test", "append failed: \(r.text)") }

@@ -21,7 +21,7 @@ import LedgerLog
         signal(SIGPIPE, SIG_IGN)  // the feeder writes into a pipe whose reader gets killed
         let dir = TemporaryDirectory("ledger-kill")
         let acks = Acks()
-        var rng = SystemRandomNumberGenerator()
+        var rng = SeededGenerator(defaultSeed: 20_261_203)
         var kills = 0
         var stoppedWhileWriting = 0
         for round in 0..<100 {
@@ -82,12 +82,12 @@ import LedgerLog
             // Recover (as the next writer would) and check every acknowledged event.
             let log = try SegmentLog.open(directory: dir.path)
             let acknowledged = acks.snapshot
-            if let highest = acknowledged.keys.max() { #expect(log.head > highest, "round \(round)") }
+            if let highest = acknowledged.keys.max() { #expect(log.head > highest, "round \(round), \(rng.note)") }
             let cursor = log.cursor()
             var seen: [Int64: String] = [:]
             while let view = try cursor.next() { seen[view.offset] = view.id.description }
             for (offset, id) in acknowledged {
-                #expect(seen[offset] == id, "round \(round): acknowledged offset \(offset) lost or changed")
+                #expect(seen[offset] == id, "round \(round): acknowledged offset \(offset) lost or changed; \(rng.note)")
             }
             try log.close()
         }

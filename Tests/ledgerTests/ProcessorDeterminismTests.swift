@@ -58,7 +58,7 @@ import LedgerProcessors
         // denies one, and the rollout it denied is rolled back with the gate's reasons.
         #expect(demoLog.contains(#""result":"passed""#) && demoLog.contains(#""result":"denied""#))
         #expect(demoLog.contains("gate denied by policy production-promotion v1: classification"))
-        // Killed at random points, resumed each time from the processors' snapshots.
+        // Killed at seeded points, resumed each time from the processors' snapshots.
         let killed = dir.path + "/killed"
         var rng = SeededGenerator(defaultSeed: 7001)
         var kills = 0
@@ -69,28 +69,26 @@ import LedgerProcessors
                 $0 + ((try? FileManager.default.attributesOfItem(atPath: segments + "/" + $1)[.size] as? UInt64) ?? 0)
             }
         }
+        // Each run is killed (SIGKILL, through the runner's fault point) right before the
+        // processors' k-th append of that run, k drawn from the seeded generator: the kill points
+        // are chosen, not left to the machine's speed.
+        var points: [Int] = []
         for _ in 0..<12 {
-            let child = Process()
-            child.executableURL = URL(fileURLWithPath: ledgerBinary)
-            child.arguments = ["replay", dir.path, "--data-dir", killed, "--resume", "--snapshot-every", String(Int.random(in: 50...700, using: &rng))]
-            child.standardOutput = FileHandle.nullDevice
-            child.standardError = FileHandle.nullDevice
-            try child.run()
-            usleep(UInt32.random(in: 200_000...1_500_000, using: &rng))
-            if child.isRunning {
-                kill(child.processIdentifier, SIGKILL)
-                kills += 1
-            }
-            child.waitUntilExit()
+            let k = Int.random(in: 1...4000, using: &rng)
+            points.append(k)
+            let run = try ledger(
+                ["replay", dir.path, "--data-dir", killed, "--resume", "--snapshot-every", String(Int.random(in: 50...700, using: &rng))],
+                environment: ["LEDGER_FAULT_KILL_BEFORE_APPEND": String(k)])
+            if run.status != 0 { kills += 1 }
             sizes.append(logBytes())
         }
         let finish = try ledger(["replay", dir.path, "--data-dir", killed, "--resume"])
         try #require(finish.status == 0, "\(finish.stderr)")
-        #expect(kills >= 8, "\(rng.note)")
+        #expect(kills >= 8, "kill points \(points), \(rng.note)")
         #expect(Set(sizes).count >= 5)  // the kills landed at different points
         let killedLog = try ledger(["read", "--data-dir", killed]).stdout
         #expect(killedLog.count == freshLog.count)
-        #expect(killedLog == freshLog, "\(rng.note)")
+        #expect(killedLog == freshLog, "kill points \(points), \(rng.note)")
     }
 
     @Test func aProcessorKilledBetweenDecidingAndAppendingDecidesEachThingOnce() throws {
