@@ -181,8 +181,8 @@ struct BenchAppend: AsyncParsableCommand {
     func report(_ name: String, events: Int, seconds: Double, latencies: [Double], latencyName: String, extra: String) {
         var line = "\(name): \(Format.count(Int64(events))) events in \(Format.fixed(seconds, 2)) s = \(Format.count(Int64(Double(events) / seconds))) events/s"
         if !latencies.isEmpty {
-            let sorted = latencies.sorted()
-            func p(_ q: Double) -> String { Format.fixed(sorted[min(sorted.count - 1, Int(Double(sorted.count) * q))] * 1000, 3) }
+            let recorded = Latencies(seconds: latencies)
+            func p(_ q: Double) -> String { recorded.ms(q, digits: 3) }
             line += "; \(latencyName) latency p50 \(p(0.5)) ms, p99 \(p(0.99)) ms, max \(p(1.0)) ms"
         }
         line += "; peak RSS \(Format.bytes(peakRSS()))"

@@ -154,8 +154,7 @@ struct BenchHTTP: AsyncParsableCommand {
         let elapsed = monotonicSeconds() - start
         try await log.close()
         removeTree(dir)
-        latencies.sort()
-        return (Double(count) / elapsed, latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, Int(Double(latencies.count) * 0.99))])
+        return (Double(count) / elapsed, Latencies(seconds: latencies).seconds(at: 0.99))
     }
 
     // MARK: batches
@@ -241,8 +240,8 @@ struct BenchHTTP: AsyncParsableCommand {
         let result = try Wrk.run(url: server.url + "/v1/append", connections: limit * 2, seconds: seconds, script: script)
         stop.store(true, ordering: .relaxed)
         usleep(50_000)
-        let latencies = probes.snapshot().prefix(probed.load(ordering: .relaxed)).sorted()
-        func p(_ q: Double) -> String { latencies.isEmpty ? "-" : Format.fixed(latencies[min(latencies.count - 1, Int(Double(latencies.count) * q))] * 1000, 2) + " ms" }
+        let latencies = Latencies(seconds: probes.snapshot().prefix(probed.load(ordering: .relaxed)))
+        func p(_ q: Double) -> String { latencies.ms(q) + " ms" }
         let shed = Double(result.errors) / Double(seconds)
         let admitted = result.requestsPerSecond - shed
         Terminal.line("overload: \(limit * 2) connections against a limit of \(limit) requests in flight: \(Format.count(Int64(admitted))) appends/s admitted, \(Format.count(Int64(shed))) requests/s shed with 503; GET /healthz meanwhile p50 \(p(0.5)), p99 \(p(0.99)) over \(latencies.count) probes")
@@ -340,8 +339,8 @@ struct BenchHTTP: AsyncParsableCommand {
                 if got[i] > 0 { latencies.append(max(0, got[i] - sent[i])) } else { missing += 1 }
             }
         }
-        latencies.sort()
-        func p(_ q: Double) -> String { latencies.isEmpty ? "-" : Format.fixed(latencies[min(latencies.count - 1, Int(Double(latencies.count) * q))] * 1000, 2) + " ms" }
+        let delivered = Latencies(seconds: latencies)
+        func p(_ q: Double) -> String { delivered.ms(q) + " ms" }
         let elapsed = Double(sseSeconds)
         Terminal.line("sse: \(subscribers) subscribers at the head, serving windows of 20 deployments appended at \(Format.count(Int64(Double(appended.load(ordering: .relaxed)) / elapsed))) events/s for \(sseSeconds) s with the processors and projections running (\(failures.load(ordering: .relaxed)) failed requests): append-to-delivery p50 \(p(0.5)), p99 \(p(0.99)), max \(p(1.0)) over \(Format.count(Int64(latencies.count))) sampled deliveries (\(missing) not delivered); target p99 < 20 ms")
         Terminal.line("    server RSS: " + rssTrace.map { "\(Int($0.0)) s \(Format.bytes($0.1))" }.joined(separator: ", "))

@@ -73,7 +73,7 @@ struct BenchProofs: ParsableCommand {
             }
             consistency.append(monotonicSeconds() - start)
         }
-        func q(_ v: [Double], _ p: Double) -> String { Format.fixed(v.sorted()[min(v.count - 1, Int(Double(v.count) * p))] * 1e6, 0) + " µs" }
+        func q(_ v: [Double], _ p: Double) -> String { Latencies(seconds: v).us(p) + " µs" }
         Terminal.line("inclusion proofs at \(Format.count(events)) leaves (generated from disk and verified): p50 \(q(inclusion, 0.5)), p99 \(q(inclusion, 0.99)), max \(q(inclusion, 1)); \(sizes.max() ?? 0) hashes at most")
         Terminal.line("consistency proofs (with the earlier root computed too): p50 \(q(consistency, 0.5)), p99 \(q(consistency, 0.99))")
         if let dataDir {

@@ -193,8 +193,8 @@ struct BenchReplay: AsyncParsableCommand {
         try await log.close()
         if let failure = clock.failure { throw failure }
         let lags = clock.lags()
-        let sorted = lags.sorted()
-        func p(_ q: Double) -> String { Format.fixed(sorted[min(sorted.count - 1, Int(Double(sorted.count) * q))] * 1000, 1) }
+        let latencies = Latencies(seconds: lags)
+        func p(_ q: Double) -> String { latencies.ms(q, digits: 1) }
         Terminal.line("lag: appended \(Format.count(Int64(appended))) events in \(Format.fixed(appendSeconds, 2)) s (\(Format.count(Int64(Double(appended) / appendSeconds))) events/s, durable) while the projector followed; append-to-visible lag p50 \(p(0.5)) ms, p99 \(p(0.99)) ms, max \(p(1)) ms; peak RSS \(Format.bytes(peakRSS()))")
         removeTree(dir)
     }
