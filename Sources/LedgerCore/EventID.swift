@@ -42,20 +42,33 @@ public struct EventID: Sendable, Hashable, Comparable, CustomStringConvertible {
 
     static func parse(_ b: UnsafeBufferPointer<UInt8>) -> EventID? {
         guard b.count == 36, b[8] == 0x2D, b[13] == 0x2D, b[18] == 0x2D, b[23] == 0x2D else { return nil }
-        var words: (UInt64, UInt64) = (0, 0)
-        var n = 0
-        for i in 0..<36 where i != 8 && i != 13 && i != 18 && i != 23 {
-            let c = b[i]
-            let d: UInt64
-            switch c {
-            case 0x30...0x39: d = UInt64(c - 0x30)
-            case 0x61...0x66: d = UInt64(c - 0x61 + 10)
-            default: return nil
+        // Straight-line over the five groups; an invalid digit sets a bit in `bad` instead of a
+        // branch per character (ids are parsed once per request line).
+        var high: UInt64 = 0
+        var low: UInt64 = 0
+        var bad: UInt64 = 0
+        @inline(__always) func take(_ range: Range<Int>, into word: inout UInt64) {
+            for i in range {
+                let v = nibble(b[i])
+                bad |= v & 0xF0
+                word = word << 4 | (v & 0x0F)
             }
-            if n < 16 { words.0 = words.0 << 4 | d } else { words.1 = words.1 << 4 | d }
-            n += 1
         }
-        return EventID(high: words.0, low: words.1)
+        take(0..<8, into: &high)
+        take(9..<13, into: &high)
+        take(14..<18, into: &high)
+        take(19..<23, into: &low)
+        take(24..<36, into: &low)
+        return bad == 0 ? EventID(high: high, low: low) : nil
+    }
+
+    /// A lowercase hex digit's value, or 0xFF.
+    @inline(__always) static func nibble(_ c: UInt8) -> UInt64 {
+        let d = c &- 0x30
+        if d < 10 { return UInt64(d) }
+        let h = c &- 0x61
+        if h < 6 { return UInt64(h) + 10 }
+        return 0xFF
     }
 
     public var description: String {

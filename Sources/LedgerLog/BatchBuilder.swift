@@ -61,6 +61,40 @@ struct BatchBuilder {
         appendRecord(fields, head: head.bytes) { head.hash(tail: $0) }
     }
 
+    /// Appends the record of a prepared event at `offset` (the sequencer's hot path: the event is
+    /// read in place, nothing of it copied) and returns its `hash`.
+    mutating func append(
+        _ e: UnsafePointer<PreparedEvent>, id: EventID, offset: Int64, prevHash: Hash256, time: Timestamp, version: Int64
+    ) -> Hash256 {
+        let p = payload
+        let start = p.count
+        recordStarts.append(start)
+        p.appendLE(UInt32(0))  // length, patched below
+        p.append(0)
+        p.appendLE(id.high.bigEndian)
+        p.appendLE(id.low.bigEndian)
+        p.appendLE(time.milliseconds)
+        p.appendLE(version)
+        p.appendLE(UInt16(e.pointee.stream.utf8.count))
+        p.append(utf8: e.pointee.stream)
+        p.appendLE(UInt16(e.pointee.type.utf8.count))
+        p.append(utf8: e.pointee.type)
+        p.append(e.pointee.head.bytes)
+        tail.reset()
+        EnvelopeFields.writeTail(
+            id: id, offset: offset, prevHash: prevHash, schemaVersion: e.pointee.schemaVersion, stream: e.pointee.stream, time: time,
+            type: e.pointee.type, version: version, into: tail)
+        let hash = e.pointee.head.hash(tail: tail.bytes)
+        EnvelopeFields.writeHash(hash, into: p)
+        p.append(tail.bytes)
+        p.patchLE(UInt32(p.count - start - 4), at: start)
+        if count == 0 { firstTime = time.milliseconds }
+        lastTime = time.milliseconds
+        lastHash = hash
+        count += 1
+        return hash
+    }
+
     private mutating func appendRecord(_ fields: EnvelopeFields, head: [UInt8], hash computeHash: (UnsafeRawBufferPointer) -> Hash256) -> Hash256 {
         let p = payload
         let start = p.count

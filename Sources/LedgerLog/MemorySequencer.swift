@@ -7,7 +7,8 @@ public import LedgerCore
 /// Memory: 24 bytes per slot, about 48 bytes per event in the id table at its fill factor; a
 /// backend that grows past what fits keeps the segment log's on-disk indexes instead.
 public final class MemorySequencer {
-    private final class Tables: SequencerIndex {
+    /// Ids and stream versions in memory (also the stage benchmark's index).
+    final class Tables: SequencerIndex {
         var ids = KeyTable(capacity: 1 << 12)
         var streams = KeyTable(capacity: 1 << 10)
         func offset(ofID key: IndexKey) -> UInt64? { ids.lookup(key) }

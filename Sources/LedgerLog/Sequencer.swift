@@ -69,42 +69,57 @@ struct ChainSequencer {
         _ events: [PreparedEvent], now: Int64, builder: inout BatchBuilder, index: I, fetch: (Int64) throws -> OriginalEvent
     ) throws -> (Result<[AppendResult], LedgerError>, Int64) {
         guard !events.isEmpty else { throw LedgerError(.invalidRequest, "an append request needs at least one event") }
+        // The events are read in place (no copy of a PreparedEvent, no retain of its strings but
+        // the ones a record needs): this loop runs once per event on the one sequencing thread.
+        return try events.withUnsafeBufferPointer { ev in
+            try sequence(ev, now: now, builder: &builder, index: index, fetch: fetch)
+        }
+    }
+
+    private mutating func sequence<I: SequencerIndex>(
+        _ ev: UnsafeBufferPointer<PreparedEvent>, now: Int64, builder: inout BatchBuilder, index: I, fetch: (Int64) throws -> OriginalEvent
+    ) throws -> (Result<[AppendResult], LedgerError>, Int64) {
+        let n = ev.count
+        let base = ev.baseAddress!
         var bytes = 0
-        for e in events { bytes += e.head.dataCount }
+        for i in 0..<n { bytes += base[i].head.dataCount }
         guard bytes <= maxRequestBytes else {
             throw LedgerError(.batchTooLarge, "the request's events hold \(bytes) bytes of data; the limit for one atomic request is \(maxRequestBytes) bytes")
         }
         // Idempotency first: a retry of a request that landed returns where it landed.
         var hits: [(Int, Int64)] = []
-        var seen = KeyTable(capacity: events.count > 1 ? events.count : 1)
-        for i in events.indices {
-            guard let id = events[i].id else { continue }
-            let key = IndexKey(id: id)
-            if events.count > 1 {
+        if n == 1 {
+            if let id = base[0].id, let offset = index.offset(ofID: IndexKey(id: id)) { hits.append((0, Int64(offset))) }
+        } else {
+            var seen = KeyTable(capacity: n)
+            for i in 0..<n {
+                guard let id = base[i].id else { continue }
+                let key = IndexKey(id: id)
                 guard seen.lookup(key) == nil else { throw LedgerError(.duplicateID, "id \(id) appears twice in the request", index: i) }
                 seen.set(key, UInt64(i))
+                if let offset = index.offset(ofID: key) { hits.append((i, Int64(offset))) }
             }
-            if let offset = index.offset(ofID: key) { hits.append((i, Int64(offset))) }
         }
         if !hits.isEmpty {
-            let results = try replayedResults(events, hits: hits) { offset in
+            let results = try replayedResults(Array(ev), hits: hits) { offset in
                 offset >= builder.baseOffset ? try builder.withRecord(at: offset) { try OriginalEvent($0) } : try fetch(offset)
             }
             return (.success(results), hits.map(\.1).max()! + 1)
         }
-        // Expected versions, against the streams' state before the request.
-        // Versions are stored + 1 so that a stream without events (-1) fits the table.
-        var versions = KeyTable(capacity: events.count)
-        for i in events.indices {
-            let e = events[i]
-            let key = IndexKey(hi: e.streamKey.0, lo: e.streamKey.1)
+        // Expected versions, against the streams' state before the request. A one-event request
+        // (most of them) needs no table; in a larger one, versions are stored + 1 so that a stream
+        // without events (-1) fits the table.
+        var versions = n > 1 ? KeyTable(capacity: n) : nil
+        var single: Int64 = 0
+        for i in 0..<n {
+            let key = IndexKey(hi: base[i].streamKey.0, lo: base[i].streamKey.1)
             let current: Int64
-            if let v = versions.lookup(key) { current = Int64(v) - 1 } else {
+            if let v = versions?.lookup(key) { current = Int64(v) - 1 } else {
                 current = index.version(ofStream: key).map { Int64($0) } ?? -1
-                versions.set(key, UInt64(current + 1))
+                if n > 1 { versions!.set(key, UInt64(current + 1)) } else { single = current + 1 }
             }
             let ok: Bool
-            switch e.expectedVersion {
+            switch base[i].expectedVersion {
             case .any: ok = true
             case .noStream: ok = current < 0
             case .exists: ok = current >= 0
@@ -112,7 +127,7 @@ struct ChainSequencer {
             }
             if !ok {
                 let state = current < 0 ? "does not exist" : "is at version \(current)"
-                var error = LedgerError(.wrongExpectedVersion, "stream \(e.stream) \(state), expected \(e.expectedVersion)", index: events.count > 1 ? i : nil)
+                var error = LedgerError(.wrongExpectedVersion, "stream \(base[i].stream) \(state), expected \(base[i].expectedVersion)", index: n > 1 ? i : nil)
                 error.currentVersion = current < 0 ? nil : current
                 throw error
             }
@@ -121,37 +136,35 @@ struct ChainSequencer {
         let mark = builder.mark()
         let saved = (next, lastHash, lastTime)
         var results: [AppendResult] = []
-        results.reserveCapacity(events.count)
-        var ids: [EventID] = []
-        ids.reserveCapacity(events.count)
+        results.reserveCapacity(n)
         do {
-            for i in events.indices {
-                let e = events[i]
-                let key = IndexKey(hi: e.streamKey.0, lo: e.streamKey.1)
-                let version = Int64(versions.lookup(key)!)
-                versions.set(key, UInt64(version + 1))
+            for i in 0..<n {
+                let e = base + i
+                let key = IndexKey(hi: e.pointee.streamKey.0, lo: e.pointee.streamKey.1)
+                let version: Int64
+                if n > 1 {
+                    version = Int64(versions!.lookup(key)!)
+                    versions!.set(key, UInt64(version + 1))
+                } else {
+                    version = single
+                }
                 let time: Int64
-                if let own = e.time {
+                if let own = e.pointee.time {
                     guard own.milliseconds >= lastTime else {
-                        throw LedgerError(.timeOrder, "event time \(own) is before the time of the log head \(Timestamp(milliseconds: lastTime)): times must not decrease", index: events.count > 1 ? i : nil)
+                        throw LedgerError(.timeOrder, "event time \(own) is before the time of the log head \(Timestamp(milliseconds: lastTime)): times must not decrease", index: n > 1 ? i : nil)
                     }
                     time = own.milliseconds
-                } else if let floor = e.notBefore {
+                } else if let floor = e.pointee.notBefore {
                     time = max(floor.milliseconds, lastTime)
                 } else {
                     time = max(now, lastTime)
                 }
-                let id = e.id ?? EventID.random(using: &random)
-                let fields = EnvelopeFields(
-                    actor: e.actor, causationId: e.causationId, correlationId: e.correlationId, id: id, offset: next,
-                    prevHash: lastHash, schemaVersion: e.schemaVersion, stream: e.stream, time: Timestamp(milliseconds: time),
-                    type: e.type, version: version)
-                let hash = builder.append(fields, head: e.head)
-                if let recorded = e.recorded {
+                let id = e.pointee.id ?? EventID.random(using: &random)
+                let hash = builder.append(e, id: id, offset: next, prevHash: lastHash, time: Timestamp(milliseconds: time), version: version)
+                if let recorded = e.pointee.recorded {
                     try Self.check(recorded, offset: next, version: version, prevHash: lastHash, hash: hash, index: i)
                 }
-                results.append(AppendResult(offset: next, stream: e.stream, version: version, id: id))
-                ids.append(id)
+                results.append(AppendResult(offset: next, stream: e.pointee.stream, version: version, id: id))
                 next += 1
                 lastHash = hash
                 lastTime = time
@@ -161,9 +174,10 @@ struct ChainSequencer {
             (next, lastHash, lastTime) = saved
             throw error
         }
-        for (i, r) in results.enumerated() {
+        for i in 0..<n {
+            let r = results[i]
             index.record(
-                id: IndexKey(id: ids[i]), offset: UInt64(r.offset), stream: IndexKey(hi: events[i].streamKey.0, lo: events[i].streamKey.1),
+                id: IndexKey(id: r.id), offset: UInt64(r.offset), stream: IndexKey(hi: base[i].streamKey.0, lo: base[i].streamKey.1),
                 version: UInt64(r.version))
         }
         return (.success(results), next)

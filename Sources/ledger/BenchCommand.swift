@@ -47,6 +47,10 @@ struct BenchAppend: AsyncParsableCommand {
     var fsync: FsyncPolicy = .always
     @Option(help: "Where to build the logs (default: a folder under /tmp, removed afterwards).")
     var workDir: String?
+    @Option(help: ArgumentHelp(
+        "The ingest scenario also loads the same NDJSON file into PostgreSQL (and SQLite) with this peer tool, in the same run, and prints the ratio.",
+        valueName: "PEER-INGEST"))
+    var peer: String?
 
     func run() async throws {
         let base = workDir ?? "/tmp/ledger-bench-\(getpid())"
@@ -142,7 +146,27 @@ struct BenchAppend: AsyncParsableCommand {
         guard reader.head == Int64(events) else { throw LedgerError(.internal, "ingest wrote \(reader.head) events, expected \(events)") }
         report("ingest", events: events, seconds: seconds, latencies: [], latencyName: "",
             extra: "`ledger append` as a child process reading \(Format.bytes(Int64(bytes.count))) of NDJSON (\(Format.fixed(Double(bytes.count) / Double(events), 0)) B/line); includes process start and the final close")
+        if let peer { try comparePeers(peer, file: file, ledgerRate: Double(events) / seconds) }
         unlink(file)
+    }
+
+    /// Runs the peer tool on the same requests (`peer=NAME events=N seconds=S events_per_s=R` lines)
+    /// and prints the ledger's figure against each.
+    func comparePeers(_ tool: String, file: String, ledgerRate: Double) throws {
+        let out = file + ".peers"
+        defer { unlink(out) }
+        let status = try spawnAndWait("/usr/bin/env", ["python3", tool, file], stdin: nil, stdout: out)
+        guard status == 0 else { throw LedgerError(.internal, "\(tool) exited with \(status)") }
+        for line in String(decoding: try readInput(out), as: UTF8.self).split(separator: "\n") {
+            var fields: [String: String] = [:]
+            for pair in line.split(separator: " ") {
+                let kv = pair.split(separator: "=", maxSplits: 1)
+                if kv.count == 2 { fields[String(kv[0])] = String(kv[1]) }
+            }
+            guard let name = fields["peer"], let rate = fields["events_per_s"].flatMap(Double.init), rate > 0 else { continue }
+            Terminal.line("    peer \(name): \(Format.count(Int64(rate))) events/s on the same requests; the ledger \(Format.fixed(ledgerRate / rate, 2))× of it")
+        }
+        Terminal.flush()
     }
 
     func open(_ dir: String) async throws {
@@ -258,15 +282,6 @@ struct SplitMix: RandomNumberGenerator {
     }
 }
 
-extension AppendRequest {
-    /// The request as a line of `ledger append`.
-    var requestJSON: JSONValue {
-        var o: JSONObject = ["stream": .string(stream), "type": .string(type), "data": .object(data)]
-        if let id { o["id"] = .string(id.description) }
-        return .object(o)
-    }
-}
-
 func machineDescription() -> String {
     var model = "unknown CPU"
     if let text = try? String(contentsOfFileLite: "/proc/cpuinfo"),
@@ -321,15 +336,21 @@ func removeTree(_ path: String) {
 
 /// Runs this executable with `arguments`, stdin/stdout redirected to files; returns the exit status.
 func runSelf(_ arguments: [String], stdin: String?, stdout: String?) throws -> Int32 {
+    let executable = "/proc/self/exe"
+    var target = [CChar](repeating: 0, count: 4096)
+    let length = readlink(executable, &target, 4095)
+    let path = length > 0 ? String(decoding: target[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self) : CommandLine.arguments[0]
+    return try spawnAndWait(path, arguments, stdin: stdin, stdout: stdout)
+}
+
+/// Runs `path` with `arguments` to its end (stdin and stdout from and to files when given);
+/// returns its exit status (128 + the signal if killed).
+func spawnAndWait(_ path: String, _ arguments: [String], stdin: String?, stdout: String?) throws -> Int32 {
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
     defer { posix_spawn_file_actions_destroy(&actions) }
     if let stdin { posix_spawn_file_actions_addopen(&actions, 0, stdin, O_RDONLY, 0) }
     if let stdout { posix_spawn_file_actions_addopen(&actions, 1, stdout, O_WRONLY | O_CREAT | O_TRUNC, 0o644) }
-    let executable = "/proc/self/exe"
-    var target = [CChar](repeating: 0, count: 4096)
-    let length = readlink(executable, &target, 4095)
-    let path = length > 0 ? String(decoding: target[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self) : CommandLine.arguments[0]
     let argv = ([path] + arguments).map { strdup($0) } + [nil]
     defer { for a in argv { free(a) } }
     var pid = pid_t()

@@ -1,5 +1,6 @@
 import Testing
 import LedgerCore
+import LedgerTestSupport
 
 @Suite struct TimestampTests {
     @Test func roundTripsAndOrders() throws {
@@ -37,6 +38,33 @@ import LedgerCore
         let random = EventID.random()
         #expect(random.description.dropFirst(14).first == "4")
         #expect(EventID(random.description) == random)
+    }
+
+    /// The parser against a plain reference: every id with one byte replaced by any other byte is
+    /// accepted exactly when the reference accepts it, with the same value.
+    @Test func eventIDParsingAgreesWithAReference() {
+        var rng = SeededGenerator(defaultSeed: 36)
+        func reference(_ bytes: [UInt8]) -> EventID? {
+            guard bytes.count == 36 else { return nil }
+            var digits: [UInt64] = []
+            for (i, c) in bytes.enumerated() {
+                if [8, 13, 18, 23].contains(i) {
+                    guard c == UInt8(ascii: "-") else { return nil }
+                } else if let v = "0123456789abcdef".utf8.firstIndex(of: c) {
+                    digits.append(UInt64("0123456789abcdef".utf8.distance(from: "0123456789abcdef".utf8.startIndex, to: v)))
+                } else {
+                    return nil
+                }
+            }
+            return EventID(high: digits[0..<16].reduce(0) { $0 << 4 | $1 }, low: digits[16..<32].reduce(0) { $0 << 4 | $1 })
+        }
+        for _ in 0..<20_000 {
+            var bytes = Array(EventID.random(using: &rng).description.utf8)
+            bytes[Int(rng.next() % 36)] = UInt8(truncatingIfNeeded: rng.next())
+            let text = String(decoding: bytes, as: UTF8.self)
+            let expected = String(decoding: bytes, as: UTF8.self).utf8.elementsEqual(bytes) ? reference(bytes) : nil
+            #expect(EventID(text) == expected, "\(text): \(rng.note)")
+        }
     }
 
     /// RFC 9562 appendix A.4: UUIDv5 of "www.example.com" in the DNS namespace.

@@ -199,3 +199,12 @@ public struct RecordedPosition: Sendable, Equatable {
         self.hash = hash
     }
 }
+
+extension AppendRequest {
+    /// The request as a line of `ledger append` (stream, type, data and the client's id).
+    public var requestJSON: JSONValue {
+        var o: JSONObject = ["stream": .string(stream), "type": .string(type), "data": .object(data)]
+        if let id { o["id"] = .string(id.description) }
+        return .object(o)
+    }
+}

@@ -200,6 +200,15 @@ public struct EnvelopeFields: Sendable {
 
     /// `,"id":…,"offset":…,"prevHash":…,"schemaVersion":…,"stream":…,"time":…,"type":…,"version":…}`.
     public func writeTail(into w: ByteWriter) {
+        Self.writeTail(id: id, offset: offset, prevHash: prevHash, schemaVersion: schemaVersion, stream: stream, time: time, type: type, version: version, into: w)
+    }
+
+    /// The tail from its parts (the sequencer's hot path writes it without building the fields).
+    @inline(__always)
+    public static func writeTail(
+        id: EventID, offset: Int64, prevHash: Hash256, schemaVersion: Int, stream: String, time: Timestamp, type: String, version: Int64,
+        into w: ByteWriter
+    ) {
         w.append(",\"id\":\"")
         id.append(to: w)
         w.append("\",\"offset\":")
