@@ -63,7 +63,7 @@ public struct EventID: Sendable, Hashable, Comparable, CustomStringConvertible {
     }
 
     /// A lowercase hex digit's value, or 0xFF.
-    @inline(__always) static func nibble(_ c: UInt8) -> UInt64 {
+    @inline(__always) @usableFromInline static func nibble(_ c: UInt8) -> UInt64 {
         let d = c &- 0x30
         if d < 10 { return UInt64(d) }
         let h = c &- 0x61

@@ -83,18 +83,20 @@ public struct Hash256: Sendable, Hashable, CustomStringConvertible {
     /// Parses 64 lowercase hex digits from raw bytes (a stored envelope's `hash`, read in place).
     public init?(hexBytes b: UnsafeRawBufferPointer) {
         guard b.count == 64 else { return nil }
-        var w: [UInt64] = [0, 0, 0, 0]
-        for i in 0..<64 {
-            let c = b[i]
-            let d: UInt64
-            switch c {
-            case 0x30...0x39: d = UInt64(c - 0x30)
-            case 0x61...0x66: d = UInt64(c - 0x61 + 10)
-            default: return nil
+        // Straight-line, no allocation: verify reads two of these per event.
+        var bad: UInt64 = 0
+        @inline(__always) func word(_ at: Int) -> UInt64 {
+            var w: UInt64 = 0
+            for i in at..<(at + 16) {
+                let v = EventID.nibble(b[i])
+                bad |= v & 0xF0
+                w = w << 4 | (v & 0x0F)
             }
-            w[i / 16] = w[i / 16] << 4 | d
+            return w
         }
-        self.init(words: (w[0], w[1], w[2], w[3]))
+        let words = (word(0), word(16), word(32), word(48))
+        guard bad == 0 else { return nil }
+        self.init(words: words)
     }
 
     public var description: String {

@@ -70,10 +70,12 @@ struct BloomFilter {
         let h = key.bloomHash
         let (block, bits) = positions(h)
         var b = bits
-        for _ in 0..<BloomFilter.probes {
-            let bit = Int(b & 511)
-            words[block * 8 + bit >> 6] |= 1 << UInt64(bit & 63)
-            b = (b >> 9) | (b << 55)
+        words.withUnsafeMutableBufferPointer { w in
+            for _ in 0..<BloomFilter.probes {
+                let bit = Int(b & 511)
+                w[block * 8 + bit >> 6] |= 1 << UInt64(bit & 63)
+                b = (b >> 9) | (b << 55)
+            }
         }
     }
 

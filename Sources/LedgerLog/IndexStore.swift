@@ -211,9 +211,9 @@ final class IndexStore: @unchecked Sendable {
         let sorted = table.sortedEntries()
         let name = nextRunName(kind)
         let path = directory + "/" + name
-        try IndexRun.write(path: path + ".tmp", count: sorted.count) { sorted[$0] }
+        let written = try IndexRun.write(path: path + ".tmp", count: sorted.count) { sorted[$0] }
         try FileIO.rename(path + ".tmp", path)
-        return try IndexRun(path: path, name: name)
+        return try IndexRun(written: written, path: path, name: name)
     }
 
     /// Size-tiered compaction: while the newest run is at least half the size of the next, merge
@@ -240,9 +240,9 @@ final class IndexStore: @unchecked Sendable {
             }
             let name = nextRunName(kind)
             let path = directory + "/" + name
-            try IndexRun.write(path: path + ".tmp", count: merged.count) { merged[$0] }
+            let written = try IndexRun.write(path: path + ".tmp", count: merged.count) { merged[$0] }
             try FileIO.rename(path + ".tmp", path)
-            let run = try IndexRun(path: path, name: name)
+            let run = try IndexRun(written: written, path: path, name: name)
             runs.replaceSubrange(0...1, with: [run])
             obsolete += [newer.path, older.path]
         }

@@ -104,6 +104,35 @@ final class IndexRun: @unchecked Sendable {
         self.fence = fence
     }
 
+    /// Opens a run this process has just written and synced (``write(path:count:entries:)``): its
+    /// Bloom filter and fence come from the writing, so the file is not read back and checked again
+    /// (that pass was a fifth of the index's work while appending). Runs found on disk at start-up
+    /// go through the full check of ``init(path:name:)``.
+    init(written: Written, path: String, name: String) throws {
+        self.path = path
+        self.name = name
+        let fd = try FileIO.open(path, O_RDONLY)
+        defer { close(fd) }
+        let size = Int(try FileIO.size(fd, path))
+        guard size == IndexRun.headerSize + written.count * IndexRun.entrySize + written.bloom.words.count * 8 + 4 else {
+            throw LedgerError(.corrupt, "index run \(path) is not the size it was written with")
+        }
+        let mapped = mmap(nil, size, PROT_READ, MAP_SHARED, fd, 0)
+        guard let mapped, mapped != MAP_FAILED else { throw FileIO.fail("mmap", path) }
+        map = UnsafeRawPointer(mapped)
+        mapLength = size
+        count = written.count
+        bloom = written.bloom
+        fence = written.fence
+    }
+
+    /// What writing a run produced: its entry count, Bloom filter and fence.
+    struct Written {
+        var count: Int
+        var bloom: BloomFilter
+        var fence: [IndexKey]
+    }
+
     deinit {
         if let map { munmap(UnsafeMutableRawPointer(mutating: map), mapLength) }
     }
@@ -144,8 +173,11 @@ final class IndexRun: @unchecked Sendable {
 
     /// Writes a run from entries sorted by key with unique keys, durably (fsync, then the caller
     /// renames it into place).
-    static func write(path: String, count: Int, entries: (Int) -> (IndexKey, UInt64)) throws {
+    @discardableResult
+    static func write(path: String, count: Int, entries: (Int) -> (IndexKey, UInt64)) throws -> Written {
         var bloom = BloomFilter(capacity: count)
+        var fence: [IndexKey] = []
+        fence.reserveCapacity(count / fenceStride + 1)
         let fd = try FileIO.open(path, O_WRONLY | O_CREAT | O_TRUNC)
         defer { close(fd) }
         var header = [UInt8](repeating: 0, count: headerSize)
@@ -169,6 +201,7 @@ final class IndexRun: @unchecked Sendable {
         for i in 0..<count {
             let (key, value) = entries(i)
             bloom.insert(key)
+            if i % fenceStride == 0 { fence.append(key) }
             chunk.appendLE(key.hi)
             chunk.appendLE(key.lo)
             chunk.appendLE(value)
@@ -182,5 +215,6 @@ final class IndexRun: @unchecked Sendable {
         chunk.appendLE(crc)
         try chunk.withUnsafeBytes { (b) in try FileIO.write(fd, b, path) }
         try FileIO.fsync(fd, path)
+        return Written(count: count, bloom: bloom, fence: fence)
     }
 }

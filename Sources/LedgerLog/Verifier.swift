@@ -38,43 +38,88 @@ public struct VerifyReport: Sendable {
 /// framing, every record's canonical JSON against its binary header, each event's schema, and the
 /// whole hash chain (`Schemas/hashing.md`). Runs alongside a writer (it reads up to the durable head).
 public enum Verifier {
-    public static func verify(directory: String, progress: ((Int64) -> Void)? = nil) throws -> VerifyReport {
+    public static func verify(directory: String, depth: VerifyDepth = .full, progress: ((Int64) -> Void)? = nil) throws -> VerifyReport {
         let set = try SegmentSet.openExternal(dataDirectory: directory)
         let head = set.durableHead
         var report = VerifyReport()
         var expected: Int64 = 0
         var previousHash = Hash256.zero
         var previousTime: Int64 = Int64.min
-        var raw: [UInt8] = []
-        let payload = PayloadBuffer()
         let catalog = EventCatalog.standard
 
-        var current: (Int64, Int64, Int64)? = nil
-        func bad(_ offset: Int64, _ message: String, segment: Segment?) -> VerifyReport {
+        func bad(_ offset: Int64, _ message: String, at place: (segment: Segment, position: Int64, batchOffset: Int64)?) -> VerifyReport {
             var r = report
             r.badOffset = offset
             r.problem = message
-            if segment != nil, let current {
-                r.badSegment = current.0
-                r.badByte = current.1
-                r.badBatchOffset = current.2
+            if let place {
+                r.badSegment = place.segment.baseOffset
+                r.badByte = place.position
+                r.badBatchOffset = place.batchOffset
             }
-            CorruptionMarker.write(directory, message: message, offset: offset, segment: segment.map { Segment.name($0.baseOffset) + ".log" })
+            CorruptionMarker.write(directory, message: message, offset: offset, segment: place.map { Segment.name($0.segment.baseOffset) + ".log" })
             return r
+        }
+
+        // Batches are read in order and checked in groups: on every core (integrity: each event's
+        // hash depends only on its own bytes), or one after the other (full); the links between
+        // batches are checked here, in order.
+        var pending: [PendingBatch] = []
+        var pendingBytes = 0
+        func drain() -> VerifyReport? {
+            defer {
+                pending.removeAll(keepingCapacity: true)
+                pendingBytes = 0
+            }
+            let outcomes: [BatchOutcome]
+            switch depth {
+            case .integrity: outcomes = integrity(of: pending)
+            case .full:
+                var list: [BatchOutcome] = []
+                var hash = previousHash
+                var time = previousTime
+                for batch in pending {
+                    let o = fullCheck(of: batch, previousHash: hash, previousTime: time, catalog: catalog)
+                    list.append(o)
+                    if o.problem != nil { break }
+                    (hash, time) = (o.lastHash, o.lastTime)
+                }
+                outcomes = list
+            }
+            for (batch, o) in zip(pending, outcomes) {
+                let name = Segment.name(batch.segment.baseOffset) + ".log"
+                let place = (batch.segment, batch.position, batch.header.baseOffset)
+                if let problem = o.problem {
+                    let text = o.framing ? "segment \(name) at byte \(batch.position): \(problem.text)" : problem.text
+                    return bad(problem.offset, text, at: place)
+                }
+                if o.firstPrevHash != previousHash {
+                    return bad(batch.header.baseOffset, "offset \(batch.header.baseOffset): prevHash \(o.firstPrevHash) is not the hash of the event before (\(previousHash)): the chain is broken", at: place)
+                }
+                if o.firstTime < previousTime {
+                    return bad(batch.header.baseOffset, "offset \(batch.header.baseOffset): time \(Timestamp(milliseconds: o.firstTime)) is before the time of the event before", at: place)
+                }
+                previousHash = o.lastHash
+                previousTime = o.lastTime
+                report.events += batch.header.nextOffset - batch.header.baseOffset
+                report.batches += 1
+                report.bytes += Int64(batch.header.totalSize)
+                progress?(batch.header.nextOffset)
+            }
+            return nil
         }
 
         for segment in set.all {
             if segment.baseOffset >= head && segment.baseOffset > 0 { break }
             report.segments += 1
             let name = Segment.name(segment.baseOffset) + ".log"
-            current = (segment.baseOffset, 0, expected)
             guard segment.baseOffset == expected else {
-                return bad(expected, "segment \(name) starts at offset \(segment.baseOffset), expected \(expected)", segment: segment)
+                if let failed = drain() { return failed }
+                return bad(expected, "segment \(name) starts at offset \(segment.baseOffset), expected \(expected)", at: (segment, 0, expected))
             }
             let size = try FileIO.size(segment.fd, segment.logPath)
             var position: Int64 = 0
             while expected < head {
-                current = (segment.baseOffset, position, expected)
+                var raw: [UInt8] = []
                 let read = try segment.readBatch(at: position, fileSize: size, into: &raw)
                 guard case .batch(let header) = read else {
                     if case .end = read { break }
@@ -84,56 +129,77 @@ public enum Verifier {
                     case .truncated(let n): why = "the file ends \(n) bytes into a batch"
                     default: why = "unreadable"
                     }
-                    return bad(expected, "segment \(name) at byte \(position) (offset \(expected)): \(why)", segment: segment)
+                    if let failed = drain() { return failed }
+                    return bad(expected, "segment \(name) at byte \(position) (offset \(expected)): \(why)", at: (segment, position, expected))
                 }
                 guard header.baseOffset == expected else {
-                    return bad(expected, "segment \(name) at byte \(position): batch starts at offset \(header.baseOffset), expected \(expected)", segment: segment)
+                    if let failed = drain() { return failed }
+                    return bad(expected, "segment \(name) at byte \(position): batch starts at offset \(header.baseOffset), expected \(expected)", at: (segment, position, expected))
                 }
-                do {
-                    try raw.withUnsafeBytes { r in
-                        try payload.fill(header: header, stored: UnsafeRawBufferPointer(rebasing: r[BatchHeader.size..<header.totalSize]))
-                    }
-                } catch let defect as RecordDefect {
-                    return bad(expected, "segment \(name) at byte \(position): \(defect.message)", segment: segment)
-                }
-                var recordPosition = 0
-                var firstTime: Int64? = nil
-                for offset in header.baseOffset..<header.nextOffset {
-                    let view: RecordView
-                    do {
-                        (view, recordPosition) = try payload.parse(at: recordPosition, offset: offset)
-                    } catch let defect as RecordDefect {
-                        return bad(offset, defect.message, segment: segment)
-                    }
-                    switch check(view, previousHash: previousHash, previousTime: previousTime, catalog: catalog) {
-                    case .failure(let problem):
-                        return bad(offset, "offset \(offset): \(problem.text)", segment: segment)
-                    case .success(let hash):
-                        previousHash = hash
-                    }
-                    firstTime = firstTime ?? view.time.milliseconds
-                    previousTime = view.time.milliseconds
-                    report.events += 1
-                }
-                if recordPosition != payload.length {
-                    return bad(header.baseOffset, "batch at offset \(header.baseOffset) holds bytes after its last record", segment: segment)
-                }
-                if header.lastHash != previousHash || header.firstTime != firstTime || header.lastTime != previousTime {
-                    return bad(header.baseOffset, "the header of the batch at offset \(header.baseOffset) does not match its records", segment: segment)
-                }
-                report.batches += 1
-                report.bytes += Int64(header.totalSize)
+                pending.append(PendingBatch(header: header, raw: raw, segment: segment, position: position))
+                pendingBytes += header.uncompressedLength
+                if pendingBytes >= 32 << 20 || pending.count >= 64, let failed = drain() { return failed }
                 position += Int64(header.totalSize)
                 expected = header.nextOffset
-                progress?(expected)
             }
         }
+        if let failed = drain() { return failed }
         guard expected == head else {
-            return bad(expected, "the log ends at offset \(expected), but its writer acknowledged up to \(head)", segment: nil)
+            return bad(expected, "the log ends at offset \(expected), but its writer acknowledged up to \(head)", at: nil)
         }
         report.headHash = previousHash
         CorruptionMarker.clear(directory)
         return report
+    }
+
+    /// A batch checked record by record with the full checks (``check(_:previousHash:previousTime:catalog:)``).
+    static func fullCheck(of batch: PendingBatch, previousHash: Hash256, previousTime: Int64, catalog: EventCatalog) -> BatchOutcome {
+        var out = BatchOutcome()
+        let header = batch.header
+        let payload = PayloadBuffer()
+        do {
+            try batch.raw.withUnsafeBytes { r in
+                try payload.fill(header: header, stored: UnsafeRawBufferPointer(rebasing: r[BatchHeader.size..<header.totalSize]))
+            }
+        } catch {
+            out.problem = (header.baseOffset, (error as? RecordDefect)?.message ?? "\(error)")
+            out.framing = true
+            return out
+        }
+        out.firstPrevHash = previousHash
+        var hash = previousHash
+        var time = previousTime
+        var recordPosition = 0
+        var firstTime: Int64? = nil
+        for offset in header.baseOffset..<header.nextOffset {
+            let view: RecordView
+            do {
+                (view, recordPosition) = try payload.parse(at: recordPosition, offset: offset)
+            } catch {
+                out.problem = (offset, (error as? RecordDefect)?.message ?? "\(error)")
+                return out
+            }
+            switch check(view, previousHash: hash, previousTime: time, catalog: catalog) {
+            case .failure(let problem):
+                out.problem = (offset, "offset \(offset): \(problem.text)")
+                return out
+            case .success(let h):
+                hash = h
+            }
+            firstTime = firstTime ?? view.time.milliseconds
+            time = view.time.milliseconds
+        }
+        if recordPosition != payload.length {
+            out.problem = (header.baseOffset, "batch at offset \(header.baseOffset) holds bytes after its last record")
+            return out
+        }
+        out.firstTime = firstTime ?? previousTime
+        out.lastHash = hash
+        out.lastTime = time
+        if header.lastHash != hash || header.firstTime != firstTime || header.lastTime != time {
+            out.problem = (header.baseOffset, "the header of the batch at offset \(header.baseOffset) does not match its records")
+        }
+        return out
     }
 
     /// Re-checks a log read through its cursor (a backend without segment files, e.g. Kafka):

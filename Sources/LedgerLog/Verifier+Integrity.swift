@@ -1,0 +1,199 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Dispatch
+public import LedgerCore
+
+/// How much `verify` re-checks.
+public enum VerifyDepth: Sendable {
+    /// Tamper evidence (the default of `ledger verify`): every batch's CRC-32C and framing; every
+    /// record's envelope tail (id, offset, prevHash, schemaVersion, stream, time, type, version)
+    /// byte for byte against its binary header and the event before; every event's `hash` as the
+    /// SHA-256 of its stored bytes without it; the chain. Each event's hash depends only on its
+    /// own bytes, so batches are checked on every core and the links after, in order.
+    case integrity
+    /// Everything `integrity` checks, and each envelope parsed: RFC 8785 canonical form, the
+    /// envelope schema, each event's data against its type's schema and stream rule.
+    case full
+}
+
+extension Verifier {
+    /// One batch read from its segment, to be checked on any core.
+    struct PendingBatch {
+        var header: BatchHeader
+        var raw: [UInt8]
+        var segment: Segment
+        var position: Int64
+    }
+
+    /// What checking a batch on its own found: the links it needs from the batch before, and its
+    /// first problem (offset, text) if any.
+    struct BatchOutcome {
+        var firstPrevHash = Hash256.zero
+        var lastHash = Hash256.zero
+        var firstTime = Int64.min
+        var lastTime = Int64.min
+        var problem: (offset: Int64, text: String)?
+        /// The payload could not be decompressed (the problem is told with the batch's place).
+        var framing = false
+    }
+
+    /// Checks a batch's records without the batch before it: each record's tail against its
+    /// header, the links inside the batch, each hash, and the batch header's summary.
+    static func integrity(of batch: PendingBatch) -> BatchOutcome {
+        var out = BatchOutcome()
+        let header = batch.header
+        let payload = PayloadBuffer()
+        do {
+            try batch.raw.withUnsafeBytes { r in
+                try payload.fill(header: header, stored: UnsafeRawBufferPointer(rebasing: r[BatchHeader.size..<header.totalSize]))
+            }
+        } catch let defect as RecordDefect {
+            out.problem = (header.baseOffset, defect.message)
+            out.framing = true
+            return out
+        } catch {
+            out.problem = (header.baseOffset, "\(error)")
+            out.framing = true
+            return out
+        }
+        let tail = ByteWriter(capacity: 512)
+        var position = 0
+        var previous: Hash256? = nil
+        var previousTime = Int64.min
+        for offset in header.baseOffset..<header.nextOffset {
+            let view: RecordView
+            do {
+                (view, position) = try payload.parse(at: position, offset: offset)
+            } catch let defect as RecordDefect {
+                out.problem = (offset, defect.message)
+                return out
+            } catch {
+                out.problem = (offset, "\(error)")
+                return out
+            }
+            switch record(view, previousHash: previous, tail: tail) {
+            case .failure(let problem):
+                out.problem = (offset, "offset \(offset): \(problem.text)")
+                return out
+            case .success(let (prev, hash)):
+                if previous == nil {
+                    out.firstPrevHash = prev
+                    out.firstTime = view.time.milliseconds
+                } else if view.time.milliseconds < previousTime {
+                    out.problem = (offset, "offset \(offset): time \(view.time) is before the time of the event before")
+                    return out
+                }
+                previous = hash
+                previousTime = view.time.milliseconds
+            }
+        }
+        if position != payload.length {
+            out.problem = (header.baseOffset, "batch at offset \(header.baseOffset) holds bytes after its last record")
+            return out
+        }
+        out.lastHash = previous ?? .zero
+        out.lastTime = previousTime
+        if header.lastHash != out.lastHash || header.firstTime != out.firstTime || header.lastTime != out.lastTime {
+            out.problem = (header.baseOffset, "the header of the batch at offset \(header.baseOffset) does not match its records")
+        }
+        return out
+    }
+
+    /// One record: its stored JSON is `head ,"hash":"<64 hex>" tail`; the tail must be exactly what
+    /// the binary header gives (with the stored prevHash and schemaVersion), the prevHash the hash
+    /// before (when known), and the hash the SHA-256 of head + tail. Returns (prevHash, hash).
+    static func record(_ view: RecordView, previousHash: Hash256?, tail: ByteWriter) -> Result<(Hash256, Hash256), Problem> {
+        let json = view.json
+        let marker: StaticString = ",\"hash\":\""
+        let markerLength = marker.utf8CodeUnitCount
+        // The members after `hash` are names, ids, numbers and times: none contains the marker,
+        // so the last occurrence is the top-level one.
+        var i = json.count - markerLength - 65
+        var found = -1
+        while i >= 1 {
+            if json[i] == 0x2C && json[i + 1] == 0x22 && json[i + 2] == 0x68
+                && memcmp(json.baseAddress! + i, marker.utf8Start, markerLength) == 0
+            {
+                found = i
+                break
+            }
+            i -= 1
+        }
+        guard found > 0, json[found + markerLength + 64] == 0x22, let stored = Hash256(hexBytes: UnsafeRawBufferPointer(rebasing: json[(found + markerLength)..<(found + markerLength + 64)]))
+        else { return .failure(Problem(text: "the stored envelope has no hash member where the ledger writes it")) }
+        let tailStart = found + markerLength + 65
+        let storedTail = UnsafeRawBufferPointer(rebasing: json[tailStart...])
+        // prevHash and schemaVersion as stored; everything else of the tail from the header.
+        let prevAt = 7 + 36 + 11 + decimalDigits(view.offset) + 13
+        guard storedTail.count > prevAt + 64 + 18,
+            let prev = Hash256(hexBytes: UnsafeRawBufferPointer(rebasing: storedTail[prevAt..<(prevAt + 64)]))
+        else { return .failure(Problem(text: "the envelope does not match its record header")) }
+        var schemaVersion: Int64 = 0
+        var j = prevAt + 64 + 18
+        while j < storedTail.count, storedTail[j] >= 0x30 && storedTail[j] <= 0x39, j < prevAt + 64 + 18 + 4 {
+            schemaVersion = schemaVersion * 10 + Int64(storedTail[j] - 0x30)
+            j += 1
+        }
+        tail.reset()
+        tail.append(",\"id\":\"")
+        view.id.append(to: tail)
+        tail.append("\",\"offset\":")
+        tail.appendDecimal(view.offset)
+        tail.append(",\"prevHash\":\"")
+        prev.appendHex(to: tail)
+        tail.append("\",\"schemaVersion\":")
+        tail.appendDecimal(schemaVersion)
+        tail.append(",\"stream\":")
+        tail.appendJSONString(utf8: view.streamBytes.assumingMemoryBound(to: UInt8.self))
+        tail.append(",\"time\":\"")
+        view.time.append(to: tail)
+        tail.append("\",\"type\":")
+        tail.appendJSONString(utf8: view.typeBytes.assumingMemoryBound(to: UInt8.self))
+        tail.append(",\"version\":")
+        tail.appendDecimal(view.version)
+        tail.append(UInt8(ascii: "}"))
+        guard schemaVersion >= 1, tail.count == storedTail.count, memcmp(tail.base, storedTail.baseAddress!, tail.count) == 0 else {
+            return .failure(Problem(text: "the envelope does not match its record header"))
+        }
+        if let previousHash, prev != previousHash {
+            return .failure(Problem(text: "prevHash \(prev) is not the hash of the event before (\(previousHash)): the chain is broken"))
+        }
+        var state = SHA256State()
+        state.update(UnsafeRawBufferPointer(rebasing: json[0..<found]))
+        state.update(storedTail)
+        let computed = state.finalize()
+        guard computed == stored else {
+            return .failure(Problem(text: "hash \(stored) is not the SHA-256 of the envelope (\(computed)): it was altered"))
+        }
+        return .success((prev, computed))
+    }
+
+    @inline(__always) static func decimalDigits(_ n: Int64) -> Int {
+        var n = n
+        var d = 1
+        while n >= 10 {
+            n /= 10
+            d += 1
+        }
+        return d
+    }
+
+    /// Checks `batches` (consecutive, in order) on every core.
+    static func integrity(of batches: [PendingBatch]) -> [BatchOutcome] {
+        let slots = UnsafeMutableBufferPointer<BatchOutcome>.allocate(capacity: batches.count)
+        slots.initialize(repeating: BatchOutcome())
+        defer { slots.deallocate() }
+        let out = UncheckedOutcomes(slots)
+        DispatchQueue.concurrentPerform(iterations: batches.count) { i in
+            out.slots[i] = integrity(of: batches[i])  // each index written by one iteration only
+        }
+        return Array(slots)
+    }
+}
+
+/// The outcome slots of one `concurrentPerform`: each iteration writes only its own index.
+private struct UncheckedOutcomes: @unchecked Sendable {
+    let slots: UnsafeMutableBufferPointer<Verifier.BatchOutcome>
+    init(_ slots: UnsafeMutableBufferPointer<Verifier.BatchOutcome>) { self.slots = slots }
+}
