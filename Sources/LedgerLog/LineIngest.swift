@@ -40,6 +40,14 @@ public final class LineIngest: @unchecked Sendable {
     let mode: Mode
     let stopOnRejection: Bool
     let deliver: @Sendable ([LineResult]) -> Void
+    /// The longest line accepted (16 MiB, the request limit). A longer one is refused as soon as
+    /// this many bytes of it have been read; the rest of it is skipped as it arrives, never held.
+    let maxLineBytes: Int
+    /// The most input bytes held at once (tests check that a huge line is not buffered).
+    private(set) var largestPending = 0
+
+    /// 16 MiB: the default limit on one request line.
+    public static let defaultMaxLineBytes = 16 << 20
 
     private struct Order {
         var nextToDeliver = 0
@@ -51,8 +59,12 @@ public final class LineIngest: @unchecked Sendable {
     private let order = ConditionLock(Order())
 
     /// - Parameter deliver: called with each chunk's results, in input order, on one thread at a time.
-    public init(log: any PreparedAppender, policy: AppendPolicy, mode: Mode, stopOnRejection: Bool = false, deliver: @escaping @Sendable ([LineResult]) -> Void) {
+    public init(
+        log: any PreparedAppender, policy: AppendPolicy, mode: Mode, stopOnRejection: Bool = false, maxLineBytes: Int = LineIngest.defaultMaxLineBytes,
+        deliver: @escaping @Sendable ([LineResult]) -> Void
+    ) {
         self.log = log
+        self.maxLineBytes = maxLineBytes
         self.policy = policy
         self.mode = mode
         self.stopOnRejection = stopOnRejection
@@ -92,21 +104,59 @@ public final class LineIngest: @unchecked Sendable {
         var pending: [UInt8] = []
         var lineNumber = 1
         var chunk = 0
+        // Bytes of an over-long line skipped so far (nil: not skipping one).
+        var skipping: Int? = nil
         while true {
             if order.withLock({ $0.stop }) { break }
             guard try read(&pending) else { break }
-            guard let lastNewline = pending.lastIndex(of: 0x0A) else { continue }
-            let complete = Array(pending[0...lastNewline])
-            pending.removeFirst(lastNewline + 1)
-            lineNumber = submit(complete, firstLine: lineNumber, chunk: chunk)
-            chunk += 1
+            largestPending = max(largestPending, pending.count)
+            if let skipped = skipping {
+                guard let newline = pending.firstIndex(of: 0x0A) else {
+                    skipping = skipped + pending.count
+                    pending.removeAll(keepingCapacity: true)
+                    continue
+                }
+                reject(tooLong(skipped + newline), line: lineNumber, chunk: chunk)
+                chunk += 1
+                lineNumber += 1
+                pending.removeFirst(newline + 1)
+                skipping = nil
+            }
+            if let lastNewline = pending.lastIndex(of: 0x0A) {
+                let complete = Array(pending[0...lastNewline])
+                pending.removeFirst(lastNewline + 1)
+                lineNumber = submit(complete, firstLine: lineNumber, chunk: chunk)
+                chunk += 1
+            }
+            // What is left is the start of a line: past the limit, refuse it now and skip the rest.
+            if pending.count > maxLineBytes {
+                skipping = pending.count
+                pending.removeAll(keepingCapacity: true)
+            }
         }
-        if !pending.isEmpty && !order.withLock({ $0.stop }) {
+        if let skipped = skipping, !order.withLock({ $0.stop }) {
+            reject(tooLong(skipped + pending.count), line: lineNumber, chunk: chunk)
+            chunk += 1
+        } else if !pending.isEmpty && !order.withLock({ $0.stop }) {
             _ = submit(pending, firstLine: lineNumber, chunk: chunk)
             chunk += 1
         }
         let total = chunk
         return order.wait(until: { $0.nextToDeliver == total || ($0.stop && $0.inFlight == 0) }) { $0.summary }
+    }
+
+    private func tooLong(_ bytes: Int) -> LedgerError {
+        LedgerError(
+            .batchTooLarge,
+            "the line holds \(bytes) bytes, more than the \(maxLineBytes) a request line may hold: refused once \(maxLineBytes) bytes of it were read, the rest skipped unread into memory; nothing of it written")
+    }
+
+    /// A line refused before it was read whole: its result takes its place in the input order.
+    private func reject(_ error: LedgerError, line: Int, chunk: Int) {
+        order.wait(until: { $0.inFlight < 4 }) { $0.inFlight += 1 }
+        log.submit([.failure(error)]) { [self] results in
+            finish(chunk: chunk, results.map { LineResult(line: line, result: $0) })
+        }
     }
 
     /// Parses and prepares the lines of `bytes` in parallel, submits them, returns the next line number.
@@ -126,6 +176,7 @@ public final class LineIngest: @unchecked Sendable {
         linePolicy.maxDataBytes = log.maxDataBytes
         let policy = linePolicy
         let mode = self.mode
+        let maxLine = maxLineBytes
         bytes.withUnsafeBytes { raw in
             let base = UncheckedPointer(raw)
             DispatchQueue.concurrentPerform(iterations: parts) { part in
@@ -138,7 +189,11 @@ public final class LineIngest: @unchecked Sendable {
                     if end > start && base.raw[end - 1] == 0x0A { end -= 1 }
                     if end > start && base.raw[end - 1] == 0x0D { end -= 1 }
                     let line = UnsafeRawBufferPointer(rebasing: base.raw[start..<end])
-                    slots.set(k, LineIngest.prepare(line, policy: policy, mode: mode, scratch: scratch))
+                    if line.count > maxLine {
+                        slots.set(k, .failure(tooLong(line.count)))
+                    } else {
+                        slots.set(k, LineIngest.prepare(line, policy: policy, mode: mode, scratch: scratch))
+                    }
                 }
             }
         }

@@ -49,4 +49,38 @@ import LedgerCore
         #expect(summary.events == Int(next))
         #expect(try Verifier.verify(directory: dir.path).events == next)
     }
+
+    /// Lines longer than the limit are refused as soon as the limit is passed and skipped as they
+    /// arrive, never held whole: one far past it (spanning many reads), one just past it (whole in
+    /// a chunk), one at the end of the input without a newline; the lines around them land.
+    @Test func overLongLinesAreRefusedWithoutBeingHeld() throws {
+        let dir = TemporaryDirectory()
+        var options = testOptions()
+        options.fsync = .never
+        let log = try SegmentLog.open(directory: dir.path, options: options)
+        func good(_ i: Int) -> String {
+            #"{"stream":"job-g\#(i)","type":"job.queued","data":{"job":"g\#(i)","team":"vision","gpuType":"a100","gpus":2,"priority":1}}"# + "\n"
+        }
+        func long(_ bytes: Int) -> String { #"{"stream":"job-l","type":"job.queued","data":{"job":"l","team":""# + String(repeating: "x", count: bytes) + #""}}"# }
+        let limit = 64 << 10
+        let text = good(1) + long(8 << 20) + "\n" + good(3) + long(limit) + "\n" + good(5) + long(3 << 20)
+        let delivered = Mutex<[LineIngest.LineResult]>([])
+        let ingest = LineIngest(log: log, policy: user, mode: .append, maxLineBytes: limit) { results in delivered.withLock { $0 += results } }
+        let summary = try ingest.run(bytes: Array(text.utf8))
+        try log.close()
+        let results = delivered.withLock { $0 }
+        #expect(results.map(\.line) == [1, 2, 3, 4, 5, 6])
+        #expect(summary.rejected == 3 && summary.events == 3)
+        for r in results where [2, 4, 6].contains(r.line) {
+            guard case .failure(let e) = r.result else {
+                Issue.record("line \(r.line) was accepted")
+                continue
+            }
+            #expect(e.code == .batchTooLarge && e.message.contains("more than the \(limit) a request line may hold"), "\(e)")
+        }
+        #expect(results.filter { if case .success = $0.result { return true } else { return false } }.map(\.line) == [1, 3, 5])
+        // Never more than the limit and one read (1 MiB) held at once, for an 8 MiB line.
+        #expect(ingest.largestPending <= limit + (1 << 20) + 4096, "held \(ingest.largestPending) bytes")
+    }
 }
+
