@@ -1,16 +1,23 @@
 // swift-tools-version:6.1
 import PackageDescription
+import Foundation
 
 let strict: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
     .enableUpcomingFeature("InternalImportsByDefault"),
 ]
 
+/// `LEDGER_FUZZ=1 swift build --product ledger-fuzz` (Tests/fuzz.sh): the modules under test and
+/// the runner built with libFuzzer's coverage and AddressSanitizer; nothing else changes.
+let fuzzing = ProcessInfo.processInfo.environment["LEDGER_FUZZ"] != nil
+let fuzzed: [SwiftSetting] = strict + (fuzzing ? [.unsafeFlags(["-sanitize=fuzzer,address"]), .define("LEDGER_FUZZ")] : [])
+
 let package = Package(
     name: "platform-ledger",
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "ledger", targets: ["ledger"]),
+        .executable(name: "ledger-fuzz", targets: ["ledger-fuzz"]),
         .library(name: "LedgerCore", targets: ["LedgerCore"]),
         .library(name: "LedgerLog", targets: ["LedgerLog"]),
         .library(name: "LedgerProjections", targets: ["LedgerProjections"]),
@@ -66,7 +73,7 @@ let package = Package(
         .target(
             name: "LedgerCore",
             dependencies: ["CLibCrypto", .product(name: "Crypto", package: "swift-crypto")],
-            swiftSettings: strict,
+            swiftSettings: fuzzed,
             plugins: ["SchemaEmbedPlugin"]
         ),
         .target(
@@ -75,7 +82,7 @@ let package = Package(
                 "LedgerCore", "CLZ4",
                 .product(name: "Logging", package: "swift-log"),
             ],
-            swiftSettings: strict
+            swiftSettings: fuzzed
         ),
         .target(
             name: "LedgerProjections",
@@ -152,6 +159,10 @@ let package = Package(
 
         // What the test targets share: scratch directories, the seeded generator, child processes.
         .target(name: "LedgerTestSupport", path: "Tests/LedgerTestSupport", swiftSettings: strict),
+        .target(name: "CFuzzDriver"),
+        .executableTarget(
+            name: "ledger-fuzz", dependencies: ["LedgerCore", "LedgerLog", "CFuzzDriver"], swiftSettings: fuzzed,
+            linkerSettings: fuzzing ? [.unsafeFlags(["-sanitize=fuzzer,address", "-use-ld=lld"])] : []),
         .testTarget(name: "LedgerCoreTests", dependencies: ["LedgerCore", "LedgerTestSupport"], exclude: ["Fixtures"], swiftSettings: strict),
         .testTarget(name: "LedgerLogTests", dependencies: ["LedgerTestSupport", "LedgerLog", "LedgerCore", "LedgerSimulator"], swiftSettings: strict),
         .testTarget(name: "LedgerProjectionsTests", dependencies: ["LedgerTestSupport", "LedgerProjections", "LedgerLog", "LedgerCore", "LedgerSimulator"], swiftSettings: strict),
