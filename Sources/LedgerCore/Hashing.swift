@@ -3,6 +3,19 @@ public import Crypto
 
 let hexDigits: StaticString = "0123456789abcdef"
 
+/// Lowercase hex of any bytes (key hashes, token digests): the one hex encoder beside
+/// ``Hash256/appendHex(to:)``, which it shares its digits with.
+public func hexString(_ bytes: some Sequence<UInt8>) -> String {
+    var out: [UInt8] = []
+    out.reserveCapacity(bytes.underestimatedCount * 2)
+    let digits = hexDigits.utf8Start
+    for b in bytes {
+        out.append(digits[Int(b >> 4)])
+        out.append(digits[Int(b & 0x0F)])
+    }
+    return String(decoding: out, as: UTF8.self)
+}
+
 /// A SHA-256 digest, printed as 64 lowercase hex digits.
 public struct Hash256: Sendable, Hashable, CustomStringConvertible {
     /// The 32 bytes as four big-endian words.

@@ -24,6 +24,22 @@ extension Verifier {
         var raw: [UInt8]
         var segment: Segment
         var position: Int64
+
+        /// The records' bytes, decompressed; or the outcome of a payload that cannot be.
+        func payload() -> (PayloadBuffer?, BatchOutcome) {
+            let payload = PayloadBuffer()
+            var out = BatchOutcome()
+            do {
+                try raw.withUnsafeBytes { r in
+                    try payload.fill(header: header, stored: UnsafeRawBufferPointer(rebasing: r[BatchHeader.size..<header.totalSize]))
+                }
+                return (payload, out)
+            } catch {
+                out.problem = (header.baseOffset, (error as? RecordDefect)?.message ?? "\(error)")
+                out.framing = true
+                return (nil, out)
+            }
+        }
     }
 
     /// What checking a batch on its own found: the links it needs from the batch before, and its
@@ -43,20 +59,8 @@ extension Verifier {
     static func integrity(of batch: PendingBatch) -> BatchOutcome {
         var out = BatchOutcome()
         let header = batch.header
-        let payload = PayloadBuffer()
-        do {
-            try batch.raw.withUnsafeBytes { r in
-                try payload.fill(header: header, stored: UnsafeRawBufferPointer(rebasing: r[BatchHeader.size..<header.totalSize]))
-            }
-        } catch let defect as RecordDefect {
-            out.problem = (header.baseOffset, defect.message)
-            out.framing = true
-            return out
-        } catch {
-            out.problem = (header.baseOffset, "\(error)")
-            out.framing = true
-            return out
-        }
+        let (decompressed, failed) = batch.payload()
+        guard let payload = decompressed else { return failed }
         let tail = ByteWriter(capacity: 512)
         var position = 0
         var previous: Hash256? = nil

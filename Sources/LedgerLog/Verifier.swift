@@ -156,16 +156,8 @@ public enum Verifier {
     static func fullCheck(of batch: PendingBatch, previousHash: Hash256, previousTime: Int64, catalog: EventCatalog) -> BatchOutcome {
         var out = BatchOutcome()
         let header = batch.header
-        let payload = PayloadBuffer()
-        do {
-            try batch.raw.withUnsafeBytes { r in
-                try payload.fill(header: header, stored: UnsafeRawBufferPointer(rebasing: r[BatchHeader.size..<header.totalSize]))
-            }
-        } catch {
-            out.problem = (header.baseOffset, (error as? RecordDefect)?.message ?? "\(error)")
-            out.framing = true
-            return out
-        }
+        let (decompressed, failed) = batch.payload()
+        guard let payload = decompressed else { return failed }
         out.firstPrevHash = previousHash
         var hash = previousHash
         var time = previousTime

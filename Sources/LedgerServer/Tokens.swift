@@ -88,7 +88,7 @@ public final class TokenStore: Sendable {
 
     /// The lowercase hex SHA-256 of a token: what the file stores.
     public static func digest(of token: String) -> String {
-        SHA256.hash(data: Array(token.utf8)).map { String($0, radix: 16).leftPadded(to: 2) }.joined()
+        hexString(SHA256.hash(data: Array(token.utf8)))
     }
 
     static func load(_ path: String) throws -> [Entry] {
@@ -155,8 +155,4 @@ func readWholeFile(_ path: String) throws -> [UInt8] {
         if n == 0 { return out }
         out += chunk[0..<n]
     }
-}
-
-extension String {
-    func leftPadded(to width: Int) -> String { count >= width ? self : String(repeating: "0", count: width - count) + self }
 }

@@ -249,12 +249,12 @@ struct BenchOpenChild: ParsableCommand {
 
 /// Benchmark events: `job.queued` to a new job stream each, with client ids.
 struct BenchEvents {
-    var rng: SplitMix
+    var rng: SeededRandom
     var n = 0
     let teams = ["vision", "nlp", "speech", "recsys", "fraud", "search"]
     let types = ["a100", "h100", "l4"]
 
-    init(seed: UInt64) { rng = SplitMix(seed: seed) }
+    init(seed: UInt64) { rng = SeededRandom(seed: seed) }
 
     mutating func event() -> AppendRequest {
         n += 1
@@ -270,17 +270,6 @@ struct BenchEvents {
     mutating func batch(_ count: Int) -> [AppendRequest] { (0..<count).map { _ in event() } }
 }
 
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 func machineDescription() -> String {
     var model = "unknown CPU"

@@ -163,10 +163,4 @@ public struct VerifierKey: Sendable {
     public var encoded: String { "\(name)+\(hex(keyHash))+" + Data([0x01] + Array(publicKey.rawRepresentation)).base64EncodedString() }
 }
 
-func hex(_ bytes: [UInt8]) -> String {
-    bytes.map { String($0, radix: 16).leftPadded(2) }.joined()
-}
-
-extension String {
-    func leftPadded(_ width: Int) -> String { count >= width ? self : String(repeating: "0", count: width - count) + self }
-}
+func hex(_ bytes: [UInt8]) -> String { hexString(bytes) }
