@@ -66,6 +66,24 @@ struct BatchBuilder {
     mutating func append(
         _ e: UnsafePointer<PreparedEvent>, id: EventID, offset: Int64, prevHash: Hash256, time: Timestamp, version: Int64
     ) -> Hash256 {
+        appendRecord(
+            id: id, offset: offset, prevHash: prevHash, schemaVersion: e.pointee.schemaVersion, stream: e.pointee.stream, time: time,
+            type: e.pointee.type, version: version, head: e.pointee.head.bytes
+        ) { e.pointee.head.hash(tail: $0) }
+    }
+
+    private mutating func appendRecord(_ fields: EnvelopeFields, head: [UInt8], hash computeHash: (UnsafeRawBufferPointer) -> Hash256) -> Hash256 {
+        appendRecord(
+            id: fields.id, offset: fields.offset, prevHash: fields.prevHash, schemaVersion: fields.schemaVersion, stream: fields.stream,
+            time: fields.time, type: fields.type, version: fields.version, head: head, hash: computeHash)
+    }
+
+    /// The one record writer: binary header, head, `hash` and tail (hashed head + tail).
+    @inline(__always)
+    private mutating func appendRecord(
+        id: EventID, offset: Int64, prevHash: Hash256, schemaVersion: Int, stream: String, time: Timestamp, type: String, version: Int64,
+        head: [UInt8], hash computeHash: (UnsafeRawBufferPointer) -> Hash256
+    ) -> Hash256 {
         let p = payload
         let start = p.count
         recordStarts.append(start)
@@ -75,49 +93,21 @@ struct BatchBuilder {
         p.appendLE(id.low.bigEndian)
         p.appendLE(time.milliseconds)
         p.appendLE(version)
-        p.appendLE(UInt16(e.pointee.stream.utf8.count))
-        p.append(utf8: e.pointee.stream)
-        p.appendLE(UInt16(e.pointee.type.utf8.count))
-        p.append(utf8: e.pointee.type)
-        p.append(e.pointee.head.bytes)
+        p.appendLE(UInt16(stream.utf8.count))
+        p.append(utf8: stream)
+        p.appendLE(UInt16(type.utf8.count))
+        p.append(utf8: type)
+        p.append(head)
         tail.reset()
         EnvelopeFields.writeTail(
-            id: id, offset: offset, prevHash: prevHash, schemaVersion: e.pointee.schemaVersion, stream: e.pointee.stream, time: time,
-            type: e.pointee.type, version: version, into: tail)
-        let hash = e.pointee.head.hash(tail: tail.bytes)
+            id: id, offset: offset, prevHash: prevHash, schemaVersion: schemaVersion, stream: stream, time: time, type: type, version: version,
+            into: tail)
+        let hash = computeHash(tail.bytes)
         EnvelopeFields.writeHash(hash, into: p)
         p.append(tail.bytes)
         p.patchLE(UInt32(p.count - start - 4), at: start)
         if count == 0 { firstTime = time.milliseconds }
         lastTime = time.milliseconds
-        lastHash = hash
-        count += 1
-        return hash
-    }
-
-    private mutating func appendRecord(_ fields: EnvelopeFields, head: [UInt8], hash computeHash: (UnsafeRawBufferPointer) -> Hash256) -> Hash256 {
-        let p = payload
-        let start = p.count
-        recordStarts.append(start)
-        p.appendLE(UInt32(0))  // length, patched below
-        p.append(0)
-        p.appendLE(fields.id.high.bigEndian)
-        p.appendLE(fields.id.low.bigEndian)
-        p.appendLE(fields.time.milliseconds)
-        p.appendLE(fields.version)
-        p.appendLE(UInt16(fields.stream.utf8.count))
-        p.append(utf8: fields.stream)
-        p.appendLE(UInt16(fields.type.utf8.count))
-        p.append(utf8: fields.type)
-        p.append(head)
-        tail.reset()
-        fields.writeTail(into: tail)
-        let hash = computeHash(tail.bytes)
-        EnvelopeFields.writeHash(hash, into: p)
-        p.append(tail.bytes)
-        p.patchLE(UInt32(p.count - start - 4), at: start)
-        if count == 0 { firstTime = fields.time.milliseconds }
-        lastTime = fields.time.milliseconds
         lastHash = hash
         count += 1
         return hash

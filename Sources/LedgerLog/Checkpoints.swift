@@ -175,7 +175,7 @@ public struct Checkpoints {
         var storedTreeChecked = tree == nil
         let storedSize = try tree?.size ?? 0
         while next != nil || !storedTreeChecked, let view = try cursor.next() {
-            guard let hash = MerkleStore.storedHash(view.json) else { throw LedgerError(.corrupt, "the event at offset \(view.offset) has no readable hash") }
+            guard let hash = view.storedHash else { throw LedgerError(.corrupt, "the event at offset \(view.offset) has no readable hash") }
             frontier.append(leafHash: Merkle.leafHash(hash))
             while let c = next, c.size == frontier.size {
                 check(c, root: frontier.root)

@@ -171,9 +171,6 @@ extension RecordView {
     ) {
         self.init(offset: offset, id: id, time: time, version: version, streamBytes: stream, typeBytes: type, json: json)
     }
-
-    /// The envelope's `hash`, read without parsing it.
-    public var storedHash: Hash256? { MerkleStore.storedHash(json) }
 }
 
 extension IndexKey {

@@ -116,7 +116,7 @@ public final class MerkleStore: MerkleNodes {
             var appender = try Appender(self)
             let cursor = source.cursor(from: counts[0], end: target, filter: .all)
             while let view = try cursor.next() {
-                guard let hash = MerkleStore.storedHash(view.json) else {
+                guard let hash = view.storedHash else {
                     throw LedgerError(.corrupt, "the event at offset \(view.offset) has no readable hash")
                 }
                 try appender.add(appender.sha.leafHash(hash))
@@ -185,24 +185,6 @@ public final class MerkleStore: MerkleNodes {
             }
             pending = 0
         }
-    }
-
-    /// The `hash` member of a stored envelope, read without parsing it: in canonical JSON the
-    /// top-level `hash` follows `data`, and no member after it can hold the text `"hash":"`, so it
-    /// is the last occurrence.
-    static func storedHash(_ json: UnsafeRawBufferPointer) -> Hash256? {
-        let key = Array(#""hash":""#.utf8)
-        guard json.count > key.count + 64 else { return nil }
-        var i = json.count - key.count - 64
-        while i >= 0 {
-            if json[i] == key[0] && json[i + 1] == key[1] && json[i + 2] == key[2] && json[i + 5] == key[5] && json[i + 6] == key[6]
-                && json[i + 3] == key[3] && json[i + 4] == key[4] && json[i + 7] == key[7]
-            {
-                return Hash256(hexBytes: UnsafeRawBufferPointer(rebasing: json[(i + 8)..<(i + 72)]))
-            }
-            i -= 1
-        }
-        return nil
     }
 
     // MARK: proofs

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 public import LedgerCore
 
 /// The fixed 80-byte header of a record batch (`Schemas/segment-format.md`). All integers are
@@ -152,6 +155,44 @@ public struct RecordView {
     public var categoryBytes: UnsafeRawBufferPointer {
         let end = streamBytes.firstIndex(of: UInt8(ascii: "-")) ?? streamBytes.count
         return UnsafeRawBufferPointer(rebasing: streamBytes[0..<end])
+    }
+
+    /// Where the top-level `,"hash":"` member starts in `json`, read without parsing it: first
+    /// where it stands when the members after it have the lengths the record's fields give (a
+    /// one-digit schemaVersion), else the last occurrence — no member after `hash` (names, ids,
+    /// numbers, times) can hold that text. The 64 hex digits follow the 9 bytes of the marker.
+    public var hashMemberStart: Int? {
+        let marker: StaticString = ",\"hash\":\""
+        let m = marker.utf8CodeUnitCount
+        func at(_ i: Int) -> Bool { i >= 0 && i + m + 65 <= json.count && memcmp(json.baseAddress! + i, marker.utf8Start, m) == 0 }
+        let digits = RecordView.decimalDigits
+        // ,"id":"<36>","offset":N,"prevHash":"<64>","schemaVersion":1,"stream":"S","time":"<24>","type":"T","version":V}
+        let tail = 7 + 36 + 11 + digits(offset) + 13 + 64 + 18 + 1 + 11 + streamBytes.count + 10 + 24 + 10 + typeBytes.count + 12 + digits(version) + 1
+        let expected = json.count - tail - 65 - m
+        if at(expected) && json[expected + m + 64] == 0x22 { return expected }
+        var i = json.count - m - 65
+        while i >= 0 {
+            if json[i] == 0x2C && json[i + 1] == 0x22 && json[i + 2] == 0x68 && at(i) { return i }
+            i -= 1
+        }
+        return nil
+    }
+
+    /// How many digits the decimal form of a non-negative `n` has.
+    @inline(__always) static func decimalDigits(_ n: Int64) -> Int {
+        var n = n
+        var d = 1
+        while n >= 10 {
+            n /= 10
+            d += 1
+        }
+        return d
+    }
+
+    /// The stored `hash` member (64 hex digits), read in place.
+    public var storedHash: Hash256? {
+        guard let i = hashMemberStart else { return nil }
+        return Hash256(hexBytes: UnsafeRawBufferPointer(rebasing: json[(i + 9)..<(i + 73)]))
     }
 
     /// A copy that owns its bytes.

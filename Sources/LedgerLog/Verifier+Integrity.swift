@@ -109,27 +109,14 @@ extension Verifier {
     /// before (when known), and the hash the SHA-256 of head + tail. Returns (prevHash, hash).
     static func record(_ view: RecordView, previousHash: Hash256?, tail: ByteWriter) -> Result<(Hash256, Hash256), Problem> {
         let json = view.json
-        let marker: StaticString = ",\"hash\":\""
-        let markerLength = marker.utf8CodeUnitCount
-        // The members after `hash` are names, ids, numbers and times: none contains the marker,
-        // so the last occurrence is the top-level one.
-        var i = json.count - markerLength - 65
-        var found = -1
-        while i >= 1 {
-            if json[i] == 0x2C && json[i + 1] == 0x22 && json[i + 2] == 0x68
-                && memcmp(json.baseAddress! + i, marker.utf8Start, markerLength) == 0
-            {
-                found = i
-                break
-            }
-            i -= 1
-        }
-        guard found > 0, json[found + markerLength + 64] == 0x22, let stored = Hash256(hexBytes: UnsafeRawBufferPointer(rebasing: json[(found + markerLength)..<(found + markerLength + 64)]))
+        let markerLength = 9  // ,"hash":"
+        guard let found = view.hashMemberStart, json[found + markerLength + 64] == 0x22,
+            let stored = Hash256(hexBytes: UnsafeRawBufferPointer(rebasing: json[(found + markerLength)..<(found + markerLength + 64)]))
         else { return .failure(Problem(text: "the stored envelope has no hash member where the ledger writes it")) }
         let tailStart = found + markerLength + 65
         let storedTail = UnsafeRawBufferPointer(rebasing: json[tailStart...])
         // prevHash and schemaVersion as stored; everything else of the tail from the header.
-        let prevAt = 7 + 36 + 11 + decimalDigits(view.offset) + 13
+        let prevAt = 7 + 36 + 11 + RecordView.decimalDigits(view.offset) + 13
         guard storedTail.count > prevAt + 64 + 18,
             let prev = Hash256(hexBytes: UnsafeRawBufferPointer(rebasing: storedTail[prevAt..<(prevAt + 64)]))
         else { return .failure(Problem(text: "the envelope does not match its record header")) }
@@ -140,23 +127,9 @@ extension Verifier {
             j += 1
         }
         tail.reset()
-        tail.append(",\"id\":\"")
-        view.id.append(to: tail)
-        tail.append("\",\"offset\":")
-        tail.appendDecimal(view.offset)
-        tail.append(",\"prevHash\":\"")
-        prev.appendHex(to: tail)
-        tail.append("\",\"schemaVersion\":")
-        tail.appendDecimal(schemaVersion)
-        tail.append(",\"stream\":")
-        tail.appendJSONString(utf8: view.streamBytes.assumingMemoryBound(to: UInt8.self))
-        tail.append(",\"time\":\"")
-        view.time.append(to: tail)
-        tail.append("\",\"type\":")
-        tail.appendJSONString(utf8: view.typeBytes.assumingMemoryBound(to: UInt8.self))
-        tail.append(",\"version\":")
-        tail.appendDecimal(view.version)
-        tail.append(UInt8(ascii: "}"))
+        EnvelopeFields.writeTail(
+            id: view.id, offset: view.offset, prevHash: prev, schemaVersion: Int(schemaVersion), stream: view.streamBytes.assumingMemoryBound(to: UInt8.self),
+            time: view.time, type: view.typeBytes.assumingMemoryBound(to: UInt8.self), version: view.version, into: tail)
         guard schemaVersion >= 1, tail.count == storedTail.count, memcmp(tail.base, storedTail.baseAddress!, tail.count) == 0 else {
             return .failure(Problem(text: "the envelope does not match its record header"))
         }
@@ -173,15 +146,6 @@ extension Verifier {
         return .success((prev, computed))
     }
 
-    @inline(__always) static func decimalDigits(_ n: Int64) -> Int {
-        var n = n
-        var d = 1
-        while n >= 10 {
-            n /= 10
-            d += 1
-        }
-        return d
-    }
 
     /// Checks `batches` (consecutive, in order) on every core.
     static func integrity(of batches: [PendingBatch]) -> [BatchOutcome] {

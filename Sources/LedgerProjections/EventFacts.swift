@@ -39,19 +39,10 @@ struct EventFacts: Sendable {
         hash = envelope?.hash.description ?? EventFacts.hashMember(view)
     }
 
-    /// The `hash` member, at the position the record's own fields give (the members after it
-    /// have known lengths), checked, or else searched for.
+    /// The `hash` member (64 hex digits), read from the stored JSON without parsing it.
     static func hashMember(_ view: RecordView) -> String {
-        let json = view.json
-        func digits(_ n: Int64) -> Int { n < 10 ? 1 : String(n).utf8.count }
-        // ,"id":"<36>","offset":N,"prevHash":"<64>","schemaVersion":1,"stream":"S","time":"<24>","type":"T","version":V}
-        let tail = 7 + 36 + 11 + digits(view.offset) + 13 + 64 + 18 + 1 + 11 + view.streamBytes.count + 10 + 24 + 10 + view.typeBytes.count + 12 + digits(view.version) + 1
-        let start = json.count - tail - 65
-        let marker = Array(",\"hash\":\"".utf8)
-        if start - marker.count >= 0, UnsafeRawBufferPointer(rebasing: json[(start - marker.count)..<start]).elementsEqual(marker), json[start + 64] == 0x22 {
-            return String(decoding: UnsafeRawBufferPointer(rebasing: json[start..<(start + 64)]), as: UTF8.self)
-        }
-        return hashMember(json)
+        guard let i = view.hashMemberStart else { return "" }
+        return String(decoding: UnsafeRawBufferPointer(rebasing: view.json[(i + 9)..<(i + 73)]), as: UTF8.self)
     }
 
     static func hotFacts(_ type: String, _ json: UnsafeRawBufferPointer) -> Hot? {
@@ -71,22 +62,6 @@ struct EventFacts: Sendable {
         default:
             return nil
         }
-    }
-
-    /// The top-level `,"hash":"…"` of a canonical envelope, found from the end: the members after
-    /// it (id, offset, prevHash, schemaVersion, stream, time, type, version) cannot contain that text.
-    static func hashMember(_ json: UnsafeRawBufferPointer) -> String {
-        let marker = Array(",\"hash\":\"".utf8)
-        var i = json.count - marker.count - 64
-        while i >= 0 {
-            if json[i] == 0x2C && json[i + 1] == 0x22 && json[i + 2] == 0x68 && json[i + 3] == 0x61
-                && UnsafeRawBufferPointer(rebasing: json[i..<(i + marker.count)]).elementsEqual(marker)
-            {
-                return String(decoding: UnsafeRawBufferPointer(rebasing: json[(i + marker.count)..<(i + marker.count + 64)]), as: UTF8.self)
-            }
-            i -= 1
-        }
-        return ""
     }
 
     /// `{"actor":"…"[,"causationId":"…"]`: the canonical JSON of an envelope always begins so

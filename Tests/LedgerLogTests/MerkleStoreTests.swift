@@ -26,7 +26,7 @@ import LedgerCore
         let cursor = log.cursor(from: 0)
         while let view = try cursor.next() {
             let hash = try view.envelope().hash
-            #expect(MerkleStore.storedHash(view.json) == hash, "offset \(view.offset)")
+            #expect(view.storedHash == hash, "offset \(view.offset)")
             reference.append(leafHash: Merkle.leafHash(hash))
             frontier.append(leafHash: Merkle.leafHash(hash))
         }

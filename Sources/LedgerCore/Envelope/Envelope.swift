@@ -209,6 +209,22 @@ public struct EnvelopeFields: Sendable {
         id: EventID, offset: Int64, prevHash: Hash256, schemaVersion: Int, stream: String, time: Timestamp, type: String, version: Int64,
         into w: ByteWriter
     ) {
+        var stream = stream
+        var type = type
+        stream.withUTF8 { s in
+            type.withUTF8 { t in
+                writeTail(id: id, offset: offset, prevHash: prevHash, schemaVersion: schemaVersion, stream: s, time: time, type: t, version: version, into: w)
+            }
+        }
+    }
+
+    /// The tail with the stream and type as UTF-8 bytes (as a record's binary header holds them:
+    /// `verify` rebuilds the tail from there without making strings).
+    @inline(__always)
+    public static func writeTail(
+        id: EventID, offset: Int64, prevHash: Hash256, schemaVersion: Int, stream: UnsafeBufferPointer<UInt8>, time: Timestamp,
+        type: UnsafeBufferPointer<UInt8>, version: Int64, into w: ByteWriter
+    ) {
         w.append(",\"id\":\"")
         id.append(to: w)
         w.append("\",\"offset\":")
@@ -218,11 +234,11 @@ public struct EnvelopeFields: Sendable {
         w.append("\",\"schemaVersion\":")
         w.appendDecimal(Int64(schemaVersion))
         w.append(",\"stream\":")
-        w.appendJSONString(stream)
+        w.appendJSONString(utf8: stream)
         w.append(",\"time\":\"")
         time.append(to: w)
         w.append("\",\"type\":")
-        w.appendJSONString(type)
+        w.appendJSONString(utf8: type)
         w.append(",\"version\":")
         w.appendDecimal(version)
         w.append(UInt8(ascii: "}"))
