@@ -10,4 +10,5 @@
 static inline void ledger_sha256_init(SHA256_CTX *c) { SHA256_Init(c); }
 static inline void ledger_sha256_update(SHA256_CTX *c, const void *bytes, size_t count) { SHA256_Update(c, bytes, count); }
 static inline void ledger_sha256_final(SHA256_CTX *c, unsigned char *out) { SHA256_Final(out, c); }
+static inline void ledger_sha1(const void *bytes, size_t count, unsigned char *out) { SHA1(bytes, count, out); }
 #endif

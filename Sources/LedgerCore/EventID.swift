@@ -1,4 +1,5 @@
 import Crypto
+import CLibCrypto
 
 /// An event id: a UUID, written lowercase (`8-4-4-4-12` hex digits).
 ///
@@ -82,17 +83,7 @@ public struct EventID: Sendable, Hashable, Comparable, CustomStringConvertible {
     @inline(__always)
     public func append(to writer: ByteWriter) {
         writer.write(maximum: 36) { p in
-            let digits = hexDigits.utf8Start
-            var j = 0
-            for i in 0..<32 {
-                if i == 8 || i == 12 || i == 16 || i == 20 {
-                    p[j] = 0x2D
-                    j += 1
-                }
-                let word = i < 16 ? high : low
-                p[j] = digits[Int((word >> UInt64(60 - 4 * (i % 16))) & 0xF)]
-                j += 1
-            }
+            write(into: p)
             return 36
         }
     }
@@ -101,19 +92,22 @@ public struct EventID: Sendable, Hashable, Comparable, CustomStringConvertible {
     public func append(to out: inout [UInt8]) {
         let start = out.count
         out.append(contentsOf: repeatElement(0, count: 36))
-        out.withUnsafeMutableBufferPointer { buffer in
-            let p = buffer.baseAddress! + start
-            let digits = hexDigits.utf8Start
-            var j = 0
-            for i in 0..<32 {
-                if i == 8 || i == 12 || i == 16 || i == 20 {
-                    p[j] = 0x2D
-                    j += 1
-                }
-                let word = i < 16 ? high : low
-                p[j] = digits[Int((word >> UInt64(60 - 4 * (i % 16))) & 0xF)]
+        out.withUnsafeMutableBufferPointer { buffer in write(into: buffer.baseAddress! + start) }
+    }
+
+    /// Writes the 36 bytes of the text form at `p`: the one encoder of the text form.
+    @inline(__always)
+    public func write(into p: UnsafeMutablePointer<UInt8>) {
+        let digits = hexDigits.utf8Start
+        var j = 0
+        for i in 0..<32 {
+            if i == 8 || i == 12 || i == 16 || i == 20 {
+                p[j] = 0x2D
                 j += 1
             }
+            let word = i < 16 ? high : low
+            p[j] = digits[Int((word >> UInt64(60 - 4 * (i % 16))) & 0xF)]
+            j += 1
         }
     }
 
@@ -132,14 +126,29 @@ public struct EventID: Sendable, Hashable, Comparable, CustomStringConvertible {
 
     /// A name-based (version 5, SHA-1) UUID of `name` in `namespace` (RFC 9562 section 5.5).
     public static func nameBased(namespace: EventID, name: String) -> EventID {
-        var hasher = Insecure.SHA1()
-        hasher.update(data: namespace.bytes)
-        hasher.update(data: Array(name.utf8))
-        let digest = Array(hasher.finalize())
-        var id = EventID(bytes: digest[0..<16])
-        id.high = (id.high & ~0xF000) | 0x5000
-        id.low = (id.low & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000
-        return id
+        var name = name
+        return name.withUTF8 { nameBytes in
+            nameBased(namespace: namespace, name: UnsafeRawBufferPointer(nameBytes))
+        }
+    }
+
+    /// UUIDv5 over namespace bytes + `name` (one SHA-1 through libcrypto, no allocation for
+    /// names up to 240 bytes).
+    public static func nameBased(namespace: EventID, name: UnsafeRawBufferPointer) -> EventID {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 16 + name.count + 20) { buffer in
+            let base = buffer.baseAddress!
+            var high = namespace.high.bigEndian
+            var low = namespace.low.bigEndian
+            withUnsafeBytes(of: &high) { base.update(from: $0.bindMemory(to: UInt8.self).baseAddress!, count: 8) }
+            withUnsafeBytes(of: &low) { (base + 8).update(from: $0.bindMemory(to: UInt8.self).baseAddress!, count: 8) }
+            if let n = name.baseAddress, name.count > 0 { (base + 16).update(from: n.assumingMemoryBound(to: UInt8.self), count: name.count) }
+            let digest = base + 16 + name.count
+            ledger_sha1(base, 16 + name.count, digest)
+            var id = EventID(bytes: UnsafeBufferPointer(start: digest, count: 16))
+            id.high = (id.high & ~0xF000) | 0x5000
+            id.low = (id.low & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000
+            return id
+        }
     }
 }
 

@@ -51,6 +51,8 @@ public final class LedgerEngine {
     public let projector: Projector?
     public let options: EngineOptions
     var foldedSinceSnapshot: Int64 = 0
+    /// A snapshot being encoded and written in the background (``startSnapshot()``).
+    var snapshotWrite: Task<Void, any Error>?
 
     /// Opens (creating if needed) a data directory's segment log, takes its writer lock, and sets
     /// up the processors (restored from their snapshots) and the projections.
@@ -131,7 +133,7 @@ public final class LedgerEngine {
             all += made
             options.metrics?.decisions.increment(by: made.count)
             foldedSinceSnapshot += (runner.checkpoints.min() ?? 0) - before
-            if foldedSinceSnapshot >= options.snapshotEvery { try await saveSnapshots() }
+            if foldedSinceSnapshot >= options.snapshotEvery { try await startSnapshot() }
             if runner.isAtHead { break }
         }
         recordProcessorLag()
@@ -166,11 +168,31 @@ public final class LedgerEngine {
         return (inputs, decisions)
     }
 
-    /// Writes every processor's snapshot (durably, on a thread of its own).
+    /// Writes every processor's snapshot (durably, on a thread of its own) and returns when it
+    /// is written.
     public func saveSnapshots() async throws {
         guard let runner else { return }
+        try await finishSnapshot()
         try await runner.saveSnapshots()
         foldedSinceSnapshot = 0
+    }
+
+    /// Takes every processor's snapshot and has it encoded and written in the background while
+    /// the processors go on (the next snapshot, ``saveSnapshots()`` and ``close()`` wait for it
+    /// and report its failure).
+    func startSnapshot() async throws {
+        guard let runner else { return }
+        try await finishSnapshot()
+        let snapshots = try runner.takeSnapshots()
+        snapshotWrite = Task.detached { try await BlockingPool.shared.run { try snapshots.write() } }
+        foldedSinceSnapshot = 0
+    }
+
+    /// Waits for a snapshot being written in the background.
+    func finishSnapshot() async throws {
+        guard let writing = snapshotWrite else { return }
+        snapshotWrite = nil
+        try await writing.value
     }
 
     func recordProcessorLag() {

@@ -202,7 +202,7 @@ public struct RecordView {
 
     /// Parses the JSON envelope.
     public func envelope() throws -> Envelope {
-        try Envelope(json: try JSONParser.parse(json))
+        try Envelope(stored: json)
     }
 
     /// Parses the record at `position` of an uncompressed payload; returns it and the position of
@@ -252,6 +252,6 @@ public struct StoredEvent: Sendable, Equatable {
     public var json: [UInt8]
 
     public func envelope() throws -> Envelope {
-        try Envelope(json: try JSONParser.parse(json))
+        try json.withUnsafeBytes { b throws(LedgerError) in try Envelope(stored: b) }
     }
 }

@@ -20,7 +20,7 @@ public final class DriftDetector: Processor {
         var event: EventID
     }
 
-    struct State: Codable {
+    struct State: Codable, Sendable {
         /// "model@version" → feature → baseline.
         var baselines: [String: [String: Baseline]] = [:]
         /// Open episodes: "deployment/version/feature/severity".
@@ -32,6 +32,7 @@ public final class DriftDetector: Processor {
     public init() {}
 
     public func snapshot() throws -> [UInt8] { try encodeState(state) }
+    public func capture() -> StateCapture { StateCapture(state: state) }
     public func restore(_ bytes: [UInt8]) throws { state = try JSONDecoder().decode(State.self, from: Data(bytes)) }
 
     /// Population stability index of `observed` against `baseline` counts (same bins).

@@ -143,6 +143,10 @@ public struct Promotion: Codable, Sendable, Equatable {
 
     /// The promotion `event` is, when it is one.
     public init?(_ event: Envelope) {
+        switch event.type {
+        case "deployment.created", "rollout.started", "model.alias.set": break
+        default: return nil
+        }
         let d = event.data
         guard let model = d.string("model") else { return nil }
         switch event.type {
@@ -323,6 +327,15 @@ public struct GovernanceState: Codable, Sendable {
         var datasets: [String] = []
         var outcome: String?
         var completed: EventID?
+
+        mutating func queue(_ id: EventID, datasets: [String]) {
+            queued = id
+            self.datasets = datasets
+        }
+        mutating func complete(_ id: EventID, outcome: String?) {
+            completed = id
+            self.outcome = outcome
+        }
     }
 
     struct Dataset: Codable, Sendable {
@@ -389,12 +402,10 @@ public struct GovernanceState: Codable, Sendable {
             if grants[p]?.isEmpty == true { grants[p] = nil }
         case "job.queued":
             guard let j = d.string("job") else { return }
-            jobs[j, default: Job()].queued = event.id
-            jobs[j, default: Job()].datasets = d.array("datasets")?.compactMap(\.stringValue) ?? []
+            jobs[j, default: Job()].queue(event.id, datasets: d.array("datasets")?.compactMap(\.stringValue) ?? [])
         case "job.completed":
             guard let j = d.string("job") else { return }
-            jobs[j, default: Job()].outcome = d.string("outcome")
-            jobs[j, default: Job()].completed = event.id
+            jobs[j, default: Job()].complete(event.id, outcome: d.string("outcome"))
         case "dataset.registered":
             guard let n = d.string("name"), let v = d.string("version"), let digest = d.string("digest") else { return }
             datasets[n + "@" + v] = Dataset(digest: digest, classification: d.string("classification"), id: event.id)

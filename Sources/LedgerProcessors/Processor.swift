@@ -29,7 +29,28 @@ public protocol Processor: AnyObject {
     func apply(_ event: Envelope) -> [Decision]
     /// The whole state, for a snapshot.
     func snapshot() throws -> [UInt8]
+    /// The state as it is now, to be encoded later on another thread (``snapshot()``'s bytes):
+    /// taking it is cheap (the state is a value, copied on write), so the fold does not wait for
+    /// the encoding of a large state.
+    func capture() -> StateCapture
     func restore(_ bytes: [UInt8]) throws
+}
+
+/// A processor's state taken at one moment, encoded when ``encode()`` is called.
+public struct StateCapture: Sendable {
+    let encoder: @Sendable () throws -> [UInt8]
+    public init(_ encoder: @escaping @Sendable () throws -> [UInt8]) { self.encoder = encoder }
+    /// A state of `value` as it is now.
+    public init<State: Encodable & Sendable>(state value: State) { encoder = { try encodeState(value) } }
+    public func encode() throws -> [UInt8] { try encoder() }
+}
+
+extension Processor {
+    /// Encodes at once: for processors whose state is not a `Sendable` value.
+    public func capture() -> StateCapture {
+        let bytes = Result { try snapshot() }
+        return StateCapture { try bytes.get() }
+    }
 }
 
 /// Builds a processor's decisions for one trigger, numbering them for their ids.
@@ -60,7 +81,31 @@ public enum DecisionID {
 
     /// UUIDv5 over `<processor>/<trigger id>/<output index>` in ``namespace``.
     public static func derive(processor: String, trigger: EventID, index: Int) -> EventID {
-        EventID.nameBased(namespace: namespace, name: "\(processor)/\(trigger.description)/\(index)")
+        // The name written into a stack buffer: this runs for every decision.
+        var processor = processor
+        return processor.withUTF8 { p in
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: p.count + 1 + 36 + 1 + 20) { buffer in
+                let base = buffer.baseAddress!
+                var n = 0
+                if let source = p.baseAddress { base.update(from: source, count: p.count) }
+                n += p.count
+                base[n] = UInt8(ascii: "/")
+                trigger.write(into: base + n + 1)
+                n += 37
+                base[n] = UInt8(ascii: "/")
+                n += 1
+                var digits = 1
+                var rest = index / 10
+                while rest > 0 { digits += 1; rest /= 10 }
+                var value = index
+                for k in stride(from: digits - 1, through: 0, by: -1) {
+                    base[n + k] = UInt8(ascii: "0") + UInt8(value % 10)
+                    value /= 10
+                }
+                n += digits
+                return EventID.nameBased(namespace: namespace, name: UnsafeRawBufferPointer(start: base, count: n))
+            }
+        }
     }
 }
 
@@ -76,7 +121,7 @@ func encodeState<T: Encodable>(_ value: T) throws -> [UInt8] {
 
 /// A set encoded as a sorted array (a `Set` encodes in hash order, which changes between runs).
 @propertyWrapper
-struct SortedOnEncode<Element: Hashable & Comparable & Codable>: Codable {
+struct SortedOnEncode<Element: Hashable & Comparable & Codable & Sendable>: Codable, Sendable {
     var wrappedValue: Set<Element>
 
     init(wrappedValue: Set<Element>) { self.wrappedValue = wrappedValue }

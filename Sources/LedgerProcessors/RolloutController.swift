@@ -36,7 +36,7 @@ public final class RolloutController: Processor {
         var evidence: [EventID] = []
     }
 
-    struct State: Codable {
+    struct State: Codable, Sendable {
         /// deployment → the rollout in progress.
         var active: [String: Rollout] = [:]
         /// The gate's state, folded here too: the controller takes the gate's verdicts on a
@@ -50,6 +50,7 @@ public final class RolloutController: Processor {
     public init() {}
 
     public func snapshot() throws -> [UInt8] { try encodeState(state) }
+    public func capture() -> StateCapture { StateCapture(state: state) }
     public func restore(_ bytes: [UInt8]) throws { state = try JSONDecoder().decode(State.self, from: Data(bytes)) }
 
     static func text(_ v: Double) -> String {

@@ -148,7 +148,7 @@ public final class SLOBurn: Processor {
         }
     }
 
-    struct State: Codable {
+    struct State: Codable, Sendable {
         var slos: [String: SLO] = [:]
         /// deployment → its SLOs, sorted.
         var byDeployment: [String: [String]] = [:]
@@ -159,9 +159,19 @@ public final class SLOBurn: Processor {
 
     var state = State()
 
+    /// SLO → its open-alert keys, one per pair (derived, never in a snapshot).
+    private var keyCache: [String: [String]] = [:]
+    private func alertKeys(_ slo: String) -> [String] {
+        if let keys = keyCache[slo] { return keys }
+        let keys = SLOBurn.pairs.map { "\(slo)/\($0.severity)/\($0.long)/\($0.short)" }
+        keyCache[slo] = keys
+        return keys
+    }
+
     public init() {}
 
     public func snapshot() throws -> [UInt8] { try encodeState(state) }
+    public func capture() -> StateCapture { StateCapture(state: state) }
     public func restore(_ bytes: [UInt8]) throws { state = try JSONDecoder().decode(State.self, from: Data(bytes)) }
 
     /// Burn rate of `sums` for an SLO: (bad/total) / (1 − objective); nil without requests.
@@ -197,8 +207,8 @@ public final class SLOBurn: Processor {
             var out = DecisionBuilder(processor: name, trigger: event)
             for sloName in slos {
                 guard let slo = state.slos[sloName] else { continue }
-                for pair in SLOBurn.pairs {
-                    let key = "\(sloName)/\(pair.severity)/\(pair.long)/\(pair.short)"
+                let keys = alertKeys(sloName)
+                for (pair, key) in zip(SLOBurn.pairs, keys) {
                     let long = SLOBurn.burn(series.sums(pair.longMs), slo)
                     let short = SLOBurn.burn(series.sums(pair.shortMs), slo)
                     let exceeding = (long ?? 0) > pair.threshold && (short ?? 0) > pair.threshold && long != nil && short != nil

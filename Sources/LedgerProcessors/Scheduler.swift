@@ -81,7 +81,7 @@ public final class Scheduler: Processor {
         var nominal: Int { quota?.nominal ?? 0 }
     }
 
-    struct State: Codable {
+    struct State: Codable, Sendable {
         var nodes: [Node] = []
         var nodeIndex: [String: Int] = [:]
         /// gpuType → node indices, sorted by node name.
@@ -113,6 +113,7 @@ public final class Scheduler: Processor {
     public init() {}
 
     public func snapshot() throws -> [UInt8] { try encodeState(state) }
+    public func capture() -> StateCapture { StateCapture(state: state) }
     public func restore(_ bytes: [UInt8]) throws {
         state = try JSONDecoder().decode(State.self, from: Data(bytes))
         freeCount = [:]

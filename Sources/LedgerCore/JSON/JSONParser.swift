@@ -102,6 +102,7 @@ public struct JSONParser {
                 return .object(JSONObject(sortedMembers: members))
             }
             let objectStart = index
+            members.reserveCapacity(8)
             while true {
                 skipWhitespace()
                 guard index < end, byte(index) == UInt8(ascii: "\"") else {

@@ -93,6 +93,11 @@ public struct JSONObject: Sendable, Equatable, RandomAccessCollection, Expressib
     /// The value of `key`, or nil. Setting nil removes the member.
     public subscript(key: String) -> JSONValue? {
         get {
+            // Lookups in the small objects events carry: equality alone, no ordering.
+            if members.count <= 8 {
+                for member in members where member.key == key { return member.value }
+                return Optional<JSONValue>.none
+            }
             let (i, found) = search(key)
             guard found else { return Optional<JSONValue>.none }
             return members[i].value
