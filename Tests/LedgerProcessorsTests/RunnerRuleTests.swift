@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import LedgerCore
 import LedgerLog
+import LedgerSimulator
 @testable import LedgerProcessors
 
 @Suite struct RunnerRuleTests {
@@ -112,5 +113,64 @@ import LedgerLog
             "windowEnd": .string(Timestamp(milliseconds: start - 300_000).description), "requests": 1000, "errors": 1000, "p99Ms": 100,
         ]).1
         #expect(late.map { $0.data["longWindow"]!.stringValue! } == ["3d"])
+    }
+}
+
+/// A large slice is read ahead on another core, folded by the processors side by side, and its
+/// decisions appended while the next slice folds; a small one is folded and appended in turn.
+/// Both must write the same log, byte for byte, and leave the same processor states.
+@Suite struct RunnerRoundTests {
+    static func clientLog(_ events: [SimulatedEvent]) async throws -> (TemporaryDirectory, SegmentLog) {
+        let dir = TemporaryDirectory()
+        var options = LogOptions()
+        options.fsync = .never
+        let log = try SegmentLog.open(directory: dir.path, options: options)
+        let policy = AppendPolicy(actor: "user:admin", mode: .admin)
+        var i = 0
+        while i < events.count {
+            let slice = events[i..<min(events.count, i + 2000)]
+            for case .failure(let e) in await log.append(requests: slice.map { [$0.request] }, policy: policy) { throw e }
+            i += slice.count
+        }
+        return (dir, log)
+    }
+
+    @Test func sideBySideRoundsWriteWhatRoundsInTurnWrite() async throws {
+        var config = SimulationConfig(seed: 11, days: 2)
+        config.jobsPerDay = 900
+        let events = PlatformSimulator(config: config).run()
+        let (dirA, a) = try await Self.clientLog(events)
+        let (dirB, b) = try await Self.clientLog(events)
+        let clientEvents = a.head
+        #expect(clientEvents > 6 * 2048, "enough events for several rounds")
+
+        let parallel = ProcessorRunner(log: a, dataDirectory: dirA.path)
+        parallel.chunk = 2048
+        let inTurn = ProcessorRunner(log: b, dataDirectory: dirB.path)
+        inTurn.chunk = 2048
+        inTurn.parallelMinimum = .max
+        let madeA = try await parallel.runToQuiescence()
+        let madeB = try await inTurn.runToQuiescence()
+
+        #expect(madeA.count > 1000)
+        #expect(madeA.map(\.offset) == madeB.map(\.offset))
+        #expect(madeA.map(\.decision) == madeB.map(\.decision))
+        #expect(a.head == b.head)
+        let ca = a.cursor()
+        let cb = b.cursor()
+        var compared = 0
+        while let x = try ca.next() {
+            let y = try #require(try cb.next())
+            #expect(Array(x.json) == Array(y.json), "offset \(x.offset)")
+            compared += 1
+        }
+        #expect(compared == Int(a.head))
+        for (p, q) in zip(parallel.processors, inTurn.processors) {
+            #expect(try p.snapshot() == q.snapshot(), "\(p.name)")
+        }
+        #expect(parallel.checkpoints == inTurn.checkpoints)
+        #expect(parallel.isAtHead && inTurn.isAtHead)
+        try await a.close()
+        try await b.close()
     }
 }
