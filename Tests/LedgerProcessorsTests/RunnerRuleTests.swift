@@ -136,18 +136,18 @@ import LedgerSimulator
     }
 
     @Test func sideBySideRoundsWriteWhatRoundsInTurnWrite() async throws {
-        var config = SimulationConfig(seed: 11, days: 2)
+        var config = SimulationConfig(seed: 11, days: 1)
         config.jobsPerDay = 900
         let events = PlatformSimulator(config: config).run()
         let (dirA, a) = try await Self.clientLog(events)
         let (dirB, b) = try await Self.clientLog(events)
         let clientEvents = a.head
-        #expect(clientEvents > 6 * 2048, "enough events for several rounds")
+        #expect(clientEvents > 6 * 1024, "enough events for several rounds")
 
         let parallel = ProcessorRunner(log: a, dataDirectory: dirA.path)
-        parallel.chunk = 2048
+        parallel.chunk = 1024
         let inTurn = ProcessorRunner(log: b, dataDirectory: dirB.path)
-        inTurn.chunk = 2048
+        inTurn.chunk = 1024
         inTurn.parallelMinimum = .max
         let madeA = try await parallel.runToQuiescence()
         let madeB = try await inTurn.runToQuiescence()
