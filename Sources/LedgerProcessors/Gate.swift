@@ -12,7 +12,10 @@ public import LedgerCore
 /// compared with.
 public final class Gate: Processor {
     public let name = "gate"
-    public let inputTypes: Set<String> = GovernanceState.inputTypes.union(["deployment.created", "rollout.started"])
+    public let inputTypes: Set<String> = Gate.folds
+
+    /// What the gate's fold reads: the governance state's inputs and the promotions it judges.
+    static let folds: Set<String> = GovernanceState.inputTypes.union(["deployment.created", "rollout.started"])
 
     public internal(set) var state = GovernanceState()
 

@@ -56,20 +56,24 @@ extension Processor {
 /// Builds a processor's decisions for one trigger, numbering them for their ids.
 public struct DecisionBuilder {
     public let processor: String
-    public let trigger: Envelope
+    /// The trigger's id and time: all a decision takes from it (built for every event a
+    /// processor reads, so it keeps no copy of the envelope).
+    public let triggerID: EventID
+    public let triggerTime: Timestamp
     public private(set) var decisions: [Decision] = []
 
     public init(processor: String, trigger: Envelope) {
         self.processor = processor
-        self.trigger = trigger
+        triggerID = trigger.id
+        triggerTime = trigger.time
     }
 
     /// Adds one output; returns its id (UUIDv5 of `<processor>/<trigger id>/<index>`).
     @discardableResult
     public mutating func add(stream: String, type: String, data: JSONObject, correlation: String?) -> EventID {
-        let id = DecisionID.derive(processor: processor, trigger: trigger.id, index: decisions.count)
+        let id = DecisionID.derive(processor: processor, trigger: triggerID, index: decisions.count)
         decisions.append(
-            Decision(id: id, stream: stream, type: type, data: data, causationId: trigger.id, correlationId: correlation, notBefore: trigger.time))
+            Decision(id: id, stream: stream, type: type, data: data, causationId: triggerID, correlationId: correlation, notBefore: triggerTime))
         return id
     }
 }

@@ -61,7 +61,8 @@ public final class RolloutController: Processor {
     public func apply(_ event: Envelope) -> [Decision] {
         let d = event.data
         var verdicts = DecisionBuilder(processor: "gate", trigger: event)
-        Gate.fold(&state.governance, event, &verdicts)
+        // The gate's fold, for what it reads (its state and the promotions it judges).
+        if Gate.folds.contains(event.type) { Gate.fold(&state.governance, event, &verdicts) }
         guard let deployment = d.string("deployment") else { return [] }
         var out = DecisionBuilder(processor: name, trigger: event)
         switch event.type {

@@ -95,7 +95,7 @@ public struct JSONObject: Sendable, Equatable, RandomAccessCollection, Expressib
         get {
             // Lookups in the small objects events carry: equality alone, no ordering.
             if members.count <= 8 {
-                for member in members where member.key == key { return member.value }
+                for i in members.indices where members[i].key == key { return members[i].value }
                 return Optional<JSONValue>.none
             }
             let (i, found) = search(key)
