@@ -118,6 +118,8 @@ public final class Scheduler: Processor {
         state = try JSONDecoder().decode(State.self, from: Data(bytes))
         freeCount = [:]
         noPlan = [:]
+        memberCache = []
+        largestCache = [:]
         for n in state.nodes.indices { countFree(n, 1) }
     }
 
@@ -160,6 +162,7 @@ public final class Scheduler: Processor {
         switch event.type {
         case "node.registered":
             guard let node = d.string("node"), let type = d.string("gpuType"), let count = d.int("gpuCount") else { break }
+            largestCache.removeAll()
             let n = nodeNumber(node, type)
             if state.nodes[n].gpuType != type {
                 state.nodesByType[state.nodes[n].gpuType]?.removeAll { $0 == n }
@@ -174,6 +177,7 @@ public final class Scheduler: Processor {
             dirty.insert(type)
         case "node.removed":
             guard let node = d.string("node"), let n = state.nodeIndex[node] else { break }
+            largestCache.removeAll()
             changeNode(n) { $0.removed = true }
             unreserve(node: n)
             for j in state.nodes[n].jobs where !state.jobs[j].external {
@@ -191,6 +195,7 @@ public final class Scheduler: Processor {
                 bestEffort: strategy == "BestEffortFIFO" ? true : nil)
             state.pools[p].quota = q
             if let cohort = q.cohort { insertSorted(&state.cohorts[cohort + "/" + type, default: []], p) }
+            memberCache.removeAll()
             dirty.insert(type)
         case "job.queued":
             guard let name = d.string("job"), let team = d.string("team"), let type = d.string("gpuType"), let gpus = d.int("gpus") else { break }
@@ -286,6 +291,7 @@ public final class Scheduler: Processor {
         if let p = state.poolIndex[key] { return p }
         state.pools.append(Pool(team: team, gpuType: type))
         planEpoch &+= 1
+        memberCache.removeAll()
         let p = state.pools.count - 1
         state.poolIndex[key] = p
         var list = state.poolsByType[type] ?? []
@@ -351,13 +357,32 @@ public final class Scheduler: Processor {
     func quota(_ p: Int) -> Quota { state.pools[p].quota ?? Quota(nominal: 0, borrowingLimit: 0, cohort: nil, weight: 1) }
 
     func members(_ p: Int) -> [Int] {
-        guard let cohort = state.pools[p].quota?.cohort else { return [p] }
-        return state.cohorts[cohort + "/" + state.pools[p].gpuType] ?? [p]
+        if p < memberCache.count, let cached = memberCache[p] { return cached }
+        let list: [Int]
+        if let cohort = state.pools[p].quota?.cohort {
+            list = state.cohorts[cohort + "/" + state.pools[p].gpuType] ?? [p]
+        } else {
+            list = [p]
+        }
+        if memberCache.count <= p { memberCache += Array(repeating: nil, count: p + 1 - memberCache.count) }
+        memberCache[p] = list
+        return list
     }
 
+    /// Derived (never in a snapshot): pool → ``members(_:)``, emptied whenever a quota is set or a
+    /// pool created (the only changes to cohorts).
+    var memberCache: [[Int]?] = []
+
     func largestNode(_ type: String) -> Int {
-        (state.nodesByType[type] ?? []).reduce(0) { m, n in state.nodes[n].removed ? m : max(m, state.nodes[n].capacity) }
+        if let cached = largestCache[type] { return cached }
+        let largest = (state.nodesByType[type] ?? []).reduce(0) { m, n in state.nodes[n].removed ? m : max(m, state.nodes[n].capacity) }
+        largestCache[type] = largest
+        return largest
     }
+
+    /// Derived (never in a snapshot): GPU type → ``largestNode(_:)``, emptied whenever a node is
+    /// registered or removed (the only changes to capacity).
+    var largestCache: [String: Int] = [:]
 
     /// Why a job can never be admitted, or nil.
     func neverAdmissible(_ job: Job) -> String? {
@@ -406,16 +431,17 @@ public final class Scheduler: Processor {
 
     func schedule(_ type: String, at now: Int64, _ out: inout DecisionBuilder) {
         let pools = state.poolsByType[type] ?? []
-        var blocked: Set<Int> = []
-        // BestEffortFIFO, within this pass: the jobs of each pool that did not fit (passed over),
-        // and the smallest size that did not fit (no larger job of the pool fits either until
-        // something is admitted: quota and node room only shrink with size).
-        var skipped: [Int: [Int]] = [:]
-        var smallestMiss: [Int: Int] = [:]
+        // Per pool number, for this pass: blocked (StrictFIFO head that does not fit), and for
+        // BestEffortFIFO the jobs passed over and the smallest size that did not fit (no larger
+        // job of the pool fits either until something is admitted: quota and node room only
+        // shrink with size). Arrays by pool number, not hash tables: this loop is the scheduler.
+        var blocked = [Bool](repeating: false, count: state.pools.count)
+        var skipped = [[Int]?](repeating: nil, count: state.pools.count)
+        var smallestMiss = [Int?](repeating: nil, count: state.pools.count)
         while true {
             // The best candidate among the pools not blocked: priority, then FIFO.
             var head: Int? = nil
-            for p in pools where !blocked.contains(p) {
+            for p in pools where !blocked[p] {
                 guard let first = candidate(p, skipped: skipped[p], smallestMiss: smallestMiss[p]) else { continue }
                 if head == nil || before(first, head!) { head = first }
             }
@@ -434,9 +460,11 @@ public final class Scheduler: Processor {
             if state.pools[p].queue.last == j, let (node, victims) = preemptionPlan(j) {
                 for (victim, reason) in victims { preempt(victim, preemptor: state.jobs[j].name, reason: reason, at: now, &out) }
                 admit(j, on: node, at: now, &out)
-                blocked.removeAll()
-                skipped.removeAll()
-                smallestMiss.removeAll()
+                for q in pools {
+                    blocked[q] = false
+                    skipped[q] = nil
+                    smallestMiss[q] = nil
+                }
                 continue
             }
             // A job that cannot fit now waits, even if the quota was lowered or nodes removed
@@ -444,9 +472,10 @@ public final class Scheduler: Processor {
             // come back). StrictFIFO: it blocks its team's later jobs of this type. BestEffortFIFO:
             // it is passed over and the team's next job is tried — unless it holds a reservation.
             if !quota(p).isBestEffort || state.jobs[j].reserved != nil {
-                blocked.insert(p)
+                blocked[p] = true
             } else {
-                skipped[p, default: []].append(j)
+                if skipped[p] == nil { skipped[p] = [] }
+                skipped[p]!.append(j)
                 smallestMiss[p] = min(smallestMiss[p] ?? Int.max, gpus)
             }
         }
@@ -585,7 +614,10 @@ public final class Scheduler: Processor {
         let borrowers = withinNominal && q.cohort != nil ? members(p).filter { $0 != p && state.pools[$0].usage > state.pools[$0].nominal } : []
         guard ownLower || !borrowers.isEmpty else { return nil }
         var best: (count: Int, node: Int, victims: [(Int, String)])? = nil
-        var usageAfter: [Int: Int] = [:]
+        // Usage after the victims chosen so far on the node being tried: by pool number, the
+        // pools changed for one node put back before the next.
+        var usageAfter = state.pools.map(\.usage)
+        var changed: [Int] = []
         var candidates: [Int] = []
         var victims: [(Int, String)] = []
         for n in state.nodesByType[job.gpuType] ?? [] {
@@ -607,7 +639,8 @@ public final class Scheduler: Processor {
                 let (pa, pb) = (state.jobs[$0].priority, state.jobs[$1].priority)
                 return pa != pb ? pa < pb : state.jobs[$0].admission > state.jobs[$1].admission
             }
-            usageAfter.removeAll(keepingCapacity: true)
+            for c in changed { usageAfter[c] = state.pools[c].usage }
+            changed.removeAll(keepingCapacity: true)
             var free = nodeFree
             victims.removeAll(keepingCapacity: true)
             var fits = false
@@ -615,13 +648,14 @@ public final class Scheduler: Processor {
                 if let b = best, victims.count >= b.count { break }
                 let pool = state.jobs[r].pool
                 let gpus = state.jobs[r].gpus
-                let use = usageAfter[pool] ?? state.pools[pool].usage
+                let use = usageAfter[pool]
                 // Only capacity a team is borrowing at that moment can be reclaimed.
                 if pool != p && use <= state.pools[pool].nominal { continue }
                 victims.append((r, pool == p ? "InClusterQueue" : "InCohortReclamation"))
                 usageAfter[pool] = use - gpus
+                changed.append(pool)
                 free += gpus
-                if free >= job.gpus && quotaAdmits(p, job.gpus, usageOf: { usageAfter[$0] ?? self.state.pools[$0].usage }) {
+                if free >= job.gpus && quotaAdmits(p, job.gpus, usageOf: { usageAfter[$0] }) {
                     fits = true
                     break
                 }
