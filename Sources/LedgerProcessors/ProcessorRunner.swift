@@ -342,7 +342,9 @@ struct DecodedSlice: Sendable {
     var masks: [UInt32] = []
     /// Where the event's envelope is in ``envelopes`` (-1 when no processor reads it).
     var envelopeIndex: [Int32] = []
-    var envelopes: [Envelope] = []
+    /// A `ContiguousArray`: from an `Array` the compiler copies each envelope (a dozen
+    /// reference-counted fields) to pass it to a processor; from this it passes it in place.
+    var envelopes: ContiguousArray<Envelope> = []
     /// The offset after the last event read.
     var end: Int64 = 0
 

@@ -157,7 +157,9 @@ public final class Scheduler: Processor {
 
     public func apply(_ event: Envelope) -> [Decision] {
         var out = DecisionBuilder(processor: name, trigger: event)
-        let d = event.upcast().data  // a v1 quota.set reads as StrictFIFO
+        // A v1 quota.set reads as StrictFIFO (the runner hands events over upcast already; the
+        // check keeps a direct caller right without copying every envelope).
+        let d = Upcasting.hasUpcasters(event.type) ? event.upcast().data : event.data
         var dirty: Set<String> = []
         switch event.type {
         case "node.registered":
