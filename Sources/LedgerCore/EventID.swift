@@ -1,4 +1,3 @@
-import Crypto
 import CLibCrypto
 
 /// An event id: a UUID, written lowercase (`8-4-4-4-12` hex digits).

@@ -31,7 +31,6 @@ public final class DriftDetector: Processor {
 
     public init() {}
 
-    public func snapshot() throws -> [UInt8] { try encodeState(state) }
     public func capture() -> StateCapture { StateCapture(state: state) }
     public func restore(_ bytes: [UInt8]) throws { state = try JSONDecoder().decode(State.self, from: Data(bytes)) }
 

@@ -21,7 +21,6 @@ public final class Gate: Processor {
 
     public init() {}
 
-    public func snapshot() throws -> [UInt8] { try encodeState(state) }
     public func capture() -> StateCapture { StateCapture(state: state) }
     public func restore(_ bytes: [UInt8]) throws { state = try JSONDecoder().decode(GovernanceState.self, from: Data(bytes)) }
 

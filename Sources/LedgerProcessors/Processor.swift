@@ -27,11 +27,9 @@ public protocol Processor: AnyObject {
     /// The event types `apply` wants; the runner parses nothing else for it.
     var inputTypes: Set<String> { get }
     func apply(_ event: Envelope) -> [Decision]
-    /// The whole state, for a snapshot.
-    func snapshot() throws -> [UInt8]
-    /// The state as it is now, to be encoded later on another thread (``snapshot()``'s bytes):
-    /// taking it is cheap (the state is a value, copied on write), so the fold does not wait for
-    /// the encoding of a large state.
+    /// The whole state as it is now, to be encoded later on another thread (a snapshot): taking
+    /// it is cheap (the state is a value, copied on write), so the fold does not wait for the
+    /// encoding of a large state.
     func capture() -> StateCapture
     func restore(_ bytes: [UInt8]) throws
 }
@@ -39,18 +37,14 @@ public protocol Processor: AnyObject {
 /// A processor's state taken at one moment, encoded when ``encode()`` is called.
 public struct StateCapture: Sendable {
     let encoder: @Sendable () throws -> [UInt8]
-    public init(_ encoder: @escaping @Sendable () throws -> [UInt8]) { self.encoder = encoder }
     /// A state of `value` as it is now.
     public init<State: Encodable & Sendable>(state value: State) { encoder = { try encodeState(value) } }
     public func encode() throws -> [UInt8] { try encoder() }
 }
 
 extension Processor {
-    /// Encodes at once: for processors whose state is not a `Sendable` value.
-    public func capture() -> StateCapture {
-        let bytes = Result { try snapshot() }
-        return StateCapture { try bytes.get() }
-    }
+    /// The whole state encoded now, for a snapshot.
+    public func snapshot() throws -> [UInt8] { try capture().encode() }
 }
 
 /// Builds a processor's decisions for one trigger, numbering them for their ids.
@@ -98,15 +92,7 @@ public enum DecisionID {
                 n += 37
                 base[n] = UInt8(ascii: "/")
                 n += 1
-                var digits = 1
-                var rest = index / 10
-                while rest > 0 { digits += 1; rest /= 10 }
-                var value = index
-                for k in stride(from: digits - 1, through: 0, by: -1) {
-                    base[n + k] = UInt8(ascii: "0") + UInt8(value % 10)
-                    value /= 10
-                }
-                n += digits
+                n += ByteWriter.writeDecimal(Int64(index), into: base + n)
                 return EventID.nameBased(namespace: namespace, name: UnsafeRawBufferPointer(start: base, count: n))
             }
         }

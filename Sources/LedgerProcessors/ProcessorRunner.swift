@@ -129,7 +129,7 @@ public final class ProcessorRunner {
                 // At the head, but decisions still to append: append them and go on reading.
                 guard let round = unappended else { break }
                 unappended = nil
-                for (i, id) in try await append(round, into: &appended) { pending[i].remove(id) }
+                try await appendAndStopWaiting(round, into: &appended)
                 continue
             }
             let high = min(head, low + Int64(chunk))
@@ -144,7 +144,7 @@ public final class ProcessorRunner {
             }
             // Read the next slice ahead while this one is folded.
             let nextEnd = min(head, high + Int64(chunk))
-            if ahead == nil, nextEnd - high >= parallelMinimum, maxEvents.map({ folded + (high - low) < $0 }) ?? true {
+            if nextEnd - high >= parallelMinimum, maxEvents.map({ folded + (high - low) < $0 }) ?? true {
                 let log = self.log
                 let from = high
                 ahead = ReadAhead(range: from..<nextEnd, task: Task.detached {
@@ -167,7 +167,7 @@ public final class ProcessorRunner {
             } else {
                 if let round = unappended {
                     unappended = nil
-                    for (i, id) in try await append(round, into: &appended) { pending[i].remove(id) }
+                    try await appendAndStopWaiting(round, into: &appended)
                 }
                 outputs = await ProcessorRunner.fold(foldJobs(), slice, parallel: large)
             }
@@ -180,9 +180,15 @@ public final class ProcessorRunner {
             if let maxEvents, folded >= maxEvents { break }
         }
         if let round = unappended {
-            for (i, id) in try await append(round, into: &appended) { pending[i].remove(id) }
+            try await appendAndStopWaiting(round, into: &appended)
         }
         return appended
+    }
+
+    /// Appends a round's decisions when nothing folds meanwhile: the re-derived ones are no
+    /// longer waited for at once.
+    private func appendAndStopWaiting(_ round: Round, into appended: inout [AppendedDecision]) async throws {
+        for (i, id) in try await append(round, into: &appended) { pending[i].remove(id) }
     }
 
     /// One round's decisions, per processor, and the checkpoints it left.

@@ -93,31 +93,35 @@ public final class ByteWriter {
 
     /// Appends an integer in decimal.
     @inline(__always) public func appendDecimal(_ value: Int64) {
-        write(maximum: 20) { p in
-            var magnitude = value.magnitude
-            var i = 0
-            if value < 0 {
-                p[0] = UInt8(ascii: "-")
-                i = 1
-            }
-            if magnitude < 10 {
-                p[i] = 48 + UInt8(magnitude)
-                return i + 1
-            }
-            var digits = 0
-            var m = magnitude
-            while m > 0 {
-                digits += 1
-                m /= 10
-            }
-            var j = i + digits - 1
-            while magnitude > 0 {
-                p[j] = 48 + UInt8(magnitude % 10)
-                magnitude /= 10
-                j -= 1
-            }
-            return i + digits
+        write(maximum: 20) { p in ByteWriter.writeDecimal(value, into: p) }
+    }
+
+    /// Writes `value` in decimal at `p` (at most 20 bytes); returns how many bytes: the one
+    /// decimal writer.
+    @inline(__always) public static func writeDecimal(_ value: Int64, into p: UnsafeMutablePointer<UInt8>) -> Int {
+        var magnitude = value.magnitude
+        var i = 0
+        if value < 0 {
+            p[0] = UInt8(ascii: "-")
+            i = 1
         }
+        if magnitude < 10 {
+            p[i] = 48 + UInt8(magnitude)
+            return i + 1
+        }
+        var digits = 0
+        var m = magnitude
+        while m > 0 {
+            digits += 1
+            m /= 10
+        }
+        var j = i + digits - 1
+        while magnitude > 0 {
+            p[j] = 48 + UInt8(magnitude % 10)
+            magnitude /= 10
+            j -= 1
+        }
+        return i + digits
     }
 
     /// Appends a JSON string literal, escaped as RFC 8785 prescribes.
