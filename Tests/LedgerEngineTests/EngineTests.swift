@@ -39,6 +39,36 @@ import Testing
         #expect(first == second)
     }
 
+    /// Snapshots taken during `decide()` are captured at once and encoded and written in the
+    /// background while the processors go on: what is written must be the state at its
+    /// checkpoint. A runner restored from it re-derives everything after it without appending,
+    /// and ends in the same state as the engine's processors.
+    @Test func backgroundSnapshotsHoldTheStateAtTheirCheckpoint() async throws {
+        let dir = TemporaryDirectory("engine-snapshots")
+        var options = EngineOptions()
+        options.log.fsync = .never
+        options.projections = false
+        options.snapshotEvery = 300
+        let engine = try await LedgerEngine.open(directory: dir.path, options: options)
+        let play = PlatformPlay(config: SimulationConfig(seed: 6, days: 1))
+        _ = try await engine.drive(policy: AppendPolicy(actor: "user:test", mode: .admin), next: { play.next()?.request }) { d in
+            play.observe(type: d.decision.type, data: d.decision.data, time: d.decision.notBefore)
+        }
+        try await engine.finishSnapshot()
+        let head = engine.head
+        let runner = try #require(engine.runner)
+        let restored = ProcessorRunner(log: engine.log, dataDirectory: dir.path)
+        try restored.loadSnapshots()
+        #expect(restored.checkpoints.allSatisfy { $0 > 0 && $0 < head }, "a snapshot from the middle of the run")
+        let rederived = try await restored.runToQuiescence()
+        #expect(!rederived.isEmpty && rederived.allSatisfy { $0.offset < head })
+        #expect(engine.head == head)
+        for (a, b) in zip(runner.processors, restored.processors) {
+            #expect(try a.snapshot() == b.snapshot(), "\(a.name)")
+        }
+        try await engine.close()
+    }
+
     /// Continuous mode: the processors and the projector follow the head as services, and a
     /// graceful shutdown leaves snapshots at the head and projections caught up.
     @Test func servicesFollowTheHeadAndCheckpointOnShutdown() async throws {

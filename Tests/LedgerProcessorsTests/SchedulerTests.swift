@@ -56,6 +56,30 @@ import LedgerLog
         #expect(ok.map(\.type) == ["job.admitted", "gpu.allocated"])
     }
 
+    /// The scheduler caches the largest node of a GPU type and a team's cohort members (derived,
+    /// never in a snapshot): a node registered or removed, or a quota that moves a team into a
+    /// cohort, must be seen by the next decision.
+    @Test func cachedFiguresFollowNodesAndQuotas() async throws {
+        let p = try Play()
+        try await p.node("n1", gpus: 8)
+        try await p.quota("vision", nominal: 16)
+        #expect(try await p.queue("a", team: "vision", gpus: 12).first?.data["reason"] == "ExceedsNodeSize")
+        try await p.node("n2", gpus: 16)
+        #expect(try await p.queue("b", team: "vision", gpus: 12).map(\.type) == ["job.admitted", "gpu.allocated"])
+        try await p.add("node.removed", ["node": "n2", "reason": "decommissioned"])
+        #expect(try await p.queue("c", team: "vision", gpus: 12).first?.data["reason"] == "ExceedsNodeSize")
+
+        let q = try Play()
+        try await q.node("m1", gpus: 16)
+        try await q.quota("vision", nominal: 4, borrowing: 4, cohort: "research")
+        try await q.quota("nlp", nominal: 4, cohort: "other")
+        // Above vision's nominal, and its cohort (vision alone) has no more: it waits.
+        #expect(try await q.queue("v1", team: "vision", gpus: 6).isEmpty)
+        // nlp joins the cohort: its unused nominal can be borrowed now.
+        let moved = try await q.add("quota.set", ["team": "nlp", "gpuType": "a100", "nominal": 4, "borrowingLimit": 0, "cohort": "research"]).1
+        #expect(moved.map(\.type) == ["job.admitted", "gpu.allocated"])
+    }
+
     @Test func borrowingWithinTheCohortAndItsLimits() async throws {
         let p = try Play()
         for i in 1...4 { try await p.node("n\(i)", gpus: 8) }
