@@ -91,16 +91,20 @@ public enum Audit {
             current = e
         }
         var effects: [Entry] = []
-        var frontier = [event.id]
-        while let id = frontier.popLast() {
+        var frontier = [(event.id, offset)]
+        while let (id, at) = frontier.popLast() {
+            // Links by the cause's offset, and by id those whose cause was not resolved.
             let found = try q.read { db in
-                try Int64.fetchAll(db, sql: "SELECT effect_offset FROM audit_causes WHERE cause_id = ? AND effect_offset <= ? ORDER BY effect_offset", arguments: [Data(id.bytes), q.last])
+                try Int64.fetchAll(db, sql: """
+                    SELECT effect_offset FROM audit_effects WHERE cause_offset = ? AND effect_offset <= ?
+                    UNION SELECT effect_offset FROM audit_causes WHERE cause_id = ? AND effect_offset <= ? ORDER BY 1
+                    """, arguments: [at, q.last, Data(id.bytes), q.last])
             }
-            for at in found where !seen.contains(at) {
-                seen.insert(at)
-                if let e = try q.envelope(at) {
+            for next in found where !seen.contains(next) {
+                seen.insert(next)
+                if let e = try q.envelope(next) {
                     effects.append(Entry(e))
-                    frontier.append(e.id)
+                    frontier.append((e.id, next))
                 }
             }
         }

@@ -126,7 +126,10 @@ public enum Chargeback {
     struct Window {
         var offset: Int64
         var end: Int64
+        /// Exact; used only when `gpuAttoseconds` is nil.
         var gpuSeconds: Decimal
+        /// The same in 10⁻¹⁸ s when that is exact (nearly always): summed as integers.
+        var gpuAttoseconds: Int128?
         var team: String?
         var model: String?
         var gpuType: String?
@@ -144,41 +147,166 @@ public enum Chargeback {
         Money.decimal(JSONValue.number(value).description) ?? Decimal(value)
     }
 
-    static func loadFacts(_ q: QueryContext, from: Int64, to: Int64) throws -> Facts {
-        try q.read { db in
-            var f = Facts()
-            for row in try GRDB.Row.fetchAll(db, sql: "SELECT offset, gpu_type, hourly_rate, currency, effective_from FROM prices WHERE offset <= ? ORDER BY offset", arguments: [q.last]) {
-                f.prices[row[1], default: []].append(Price(offset: row[0], effectiveFrom: row[4], rate: Money.decimal(row[2]) ?? 0, currency: row[3]))
+    /// Seconds in units of 10⁻¹⁸ s, exactly as the number's decimal form reads (the shortest
+    /// digits that read back as it — what canonical JSON writes and the figures are defined
+    /// by); nil when that has more than 18 decimals or does not fit.
+    static func attoseconds(_ seconds: Double) -> Int128? {
+        guard seconds.isFinite else { return nil }
+        var mantissa: Int128 = 0
+        var fraction = 0  // digits after the point
+        var exponent = 0
+        var negative = false
+        var inFraction = false
+        var text = seconds.description  // "59.18", "1e-07", "1.2345e+20"
+        let parsed: Bool = text.withUTF8 { bytes in
+            var i = 0
+            if i < bytes.count && bytes[i] == UInt8(ascii: "-") { negative = true; i += 1 }
+            while i < bytes.count {
+                let c = bytes[i]
+                if c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9") {
+                    mantissa = mantissa * 10 + Int128(c - UInt8(ascii: "0"))
+                    if inFraction { fraction += 1 }
+                } else if c == UInt8(ascii: ".") {
+                    inFraction = true
+                } else if c == UInt8(ascii: "e") || c == UInt8(ascii: "E") {
+                    guard let e = Int(String(decoding: bytes[(i + 1)...], as: UTF8.self)) else { return false }
+                    exponent = e
+                    break
+                } else {
+                    return false
+                }
+                i += 1
             }
-            for row in try GRDB.Row.fetchAll(db, sql: """
+            return true
+        }
+        let shift = 18 + exponent - fraction
+        guard parsed, shift >= 0, shift <= 38 else { return nil }
+        var value = mantissa
+        for _ in 0..<shift {
+            let (next, overflow) = value.multipliedReportingOverflow(by: 10)
+            guard !overflow else { return nil }
+            value = next
+        }
+        return negative ? -value : value
+    }
+
+    /// The facts a report over [from, to) needs, as known at the query's prefix.
+    ///
+    /// Times never decrease in the log, so the events of the range lie at or after `recent`,
+    /// the first offset whose time is at or after `from`: allocations and serving windows from
+    /// there to the prefix are read as one range of rows in offset order. What lies before it
+    /// and still counts — an allocation started earlier and released after `from` or never, a
+    /// window logged before `from` that ends within the range — is found through the indexes
+    /// (`allocations_by_end`, `windows_by_deployment`, which carry the offset). An allocation
+    /// released after the prefix ended at or after the prefix's time, which is after `from`, so
+    /// "ends after `from` or is still open" is the whole condition.
+    static func loadFacts(_ q: QueryContext, from: Int64, to: Int64) throws -> Facts {
+        let recent = min(try q.source.firstOffset(atOrAfter: Timestamp(milliseconds: from)), q.last + 1)
+        return try q.read { db in
+            var f = Facts()
+            let last = q.last
+            let prices = try HotStatement(db, "SELECT offset, gpu_type, hourly_rate, currency, effective_from FROM prices WHERE offset <= ? ORDER BY offset")
+            prices.int(last)
+            try prices.rows { row in
+                f.prices[row.text(1), default: []].append(Price(offset: row.int(0), effectiveFrom: row.int(4), rate: Money.decimal(row.text(2)) ?? 0, currency: row.text(3)))
+            }
+            let capacity = try HotStatement(db, """
                 SELECT offset, node, gpu_type, gpu_count, from_time, removed_offset, removed_time FROM capacity
                 WHERE offset <= ? AND from_time < ? AND (removed_time IS NULL OR removed_time > ? OR removed_offset > ?)
-                """, arguments: [q.last, to, from, q.last]) {
-                f.capacity[row[2], default: []].append(Interval(offset: row[0], start: row[4], endOffset: row[5], end: row[6], gpus: row[3], team: Chargeback.idleTeam, project: nil, model: nil, gpuType: row[2]))
+                """)
+            capacity.int(last); capacity.int(to); capacity.int(from); capacity.int(last)
+            try capacity.rows { row in
+                let gpuType = row.text(2)
+                f.capacity[gpuType, default: []].append(Interval(offset: row.int(0), start: row.int(4), endOffset: row.optionalInt(5), end: row.optionalInt(6),
+                    gpus: Int(row.int(3)), team: Chargeback.idleTeam, project: nil, model: nil, gpuType: gpuType))
             }
-            for row in try GRDB.Row.fetchAll(db, sql: """
-                SELECT a.offset, a.gpu_type, a.gpus, a.team, a.start_time, a.release_offset, a.end_time,
-                    (SELECT project FROM jobs j WHERE j.job = a.job AND j.offset <= a.offset ORDER BY j.offset DESC LIMIT 1),
-                    (SELECT model FROM jobs j WHERE j.job = a.job AND j.offset <= a.offset ORDER BY j.offset DESC LIMIT 1)
-                FROM allocations a
-                WHERE a.offset <= ? AND a.start_time < ? AND (a.end_time IS NULL OR a.end_time > ? OR a.release_offset > ?)
-                """, arguments: [q.last, to, from, q.last]) {
-                f.allocations[row[1], default: []].append(Interval(offset: row[0], start: row[4], endOffset: row[5], end: row[6], gpus: row[2], team: row[3], project: row[7], model: row[8], gpuType: row[1]))
-            }
-            for row in try GRDB.Row.fetchAll(db, sql: """
-                SELECT w.offset, w.window_end, w.gpu_seconds, d.team, d.model, d.gpu_type FROM serving_windows w
-                LEFT JOIN deployment_events d ON d.offset = (SELECT MAX(offset) FROM deployment_events e
-                    WHERE e.deployment = w.deployment AND e.type = 'deployment.created' AND e.offset <= w.offset)
-                WHERE w.offset <= ? AND w.window_end >= ? AND w.window_end < ? AND w.gpu_seconds IS NOT NULL AND w.gpu_seconds > 0
-                """, arguments: [q.last, from, to]) {
-                let seconds: Double = row[2]
-                f.windows.append(Window(offset: row[0], end: row[1], gpuSeconds: decimal(seconds), team: row[3], model: row[4], gpuType: row[5]))
-            }
-            for row in try GRDB.Row.fetchAll(db, sql: "SELECT day, closed_offset FROM days_closed WHERE closed_offset <= ?", arguments: [q.last]) {
-                f.closed[row[0]] = row[1]
-            }
+            try loadAllocations(db, into: &f, from: from, to: to, recent: recent, last: last)
+            try loadWindows(db, into: &f, from: from, to: to, recent: recent, last: last)
+            let closed = try HotStatement(db, "SELECT day, closed_offset FROM days_closed WHERE closed_offset <= ?")
+            closed.int(last)
+            try closed.rows { row in f.closed[row.int(0)] = row.int(1) }
             return f
         }
+    }
+
+    /// Allocation intervals of the range, each with its job's project and model (the job's
+    /// latest `job.queued` at or before the allocation).
+    static func loadAllocations(_ db: Database, into f: inout Facts, from: Int64, to: Int64, recent: Int64, last: Int64) throws {
+        let columns = "offset, gpu_type, gpus, team, start_time, release_offset, end_time, job"
+        let inRange = try HotStatement(db, "SELECT \(columns) FROM allocations WHERE offset >= ? AND offset <= ? AND start_time < ? AND (end_time IS NULL OR end_time > ?)")
+        inRange.int(recent); inRange.int(last); inRange.int(to); inRange.int(from)
+        let earlier = try HotStatement(db, """
+            SELECT \(columns) FROM allocations INDEXED BY allocations_by_end WHERE end_time > ? AND offset < ? AND start_time < ?
+            UNION ALL SELECT \(columns) FROM allocations INDEXED BY allocations_by_end WHERE end_time IS NULL AND offset < ? AND start_time < ?
+            """)
+        earlier.int(from); earlier.int(recent); earlier.int(to); earlier.int(recent); earlier.int(to)
+        var intervals: [(Interval, String)] = []
+        for statement in [earlier, inRange] {
+            try statement.rows { row in
+                intervals.append((Interval(offset: row.int(0), start: row.int(4), endOffset: row.optionalInt(5), end: row.optionalInt(6),
+                    gpus: Int(row.int(2)), team: row.text(3), project: nil, model: nil, gpuType: row.text(1)), row.text(7)))
+            }
+        }
+        // Jobs queued from `recent` on, read as a range; a job queued earlier through the index.
+        var queued: [String: [(offset: Int64, project: String?, model: String?)]] = [:]
+        let jobs = try HotStatement(db, "SELECT offset, job, project, model FROM jobs WHERE offset >= ? AND offset <= ?")
+        jobs.int(recent); jobs.int(last)
+        try jobs.rows { row in queued[row.text(1), default: []].append((row.int(0), row.optionalText(2), row.optionalText(3))) }
+        let job = try HotStatement(db, "SELECT project, model FROM jobs WHERE job = ? AND offset <= ? ORDER BY offset DESC LIMIT 1")
+        for (interval, name) in intervals {
+            var a = interval
+            if let latest = queued[name]?.last(where: { $0.offset <= a.offset }) {
+                (a.project, a.model) = (latest.project, latest.model)
+            } else {
+                job.text(name); job.int(a.offset)
+                try job.rows { row in (a.project, a.model) = (row.optionalText(0), row.optionalText(1)) }
+            }
+            f.allocations[a.gpuType, default: []].append(a)
+        }
+    }
+
+    /// Serving windows that end within the range and carry GPU-seconds, each with the team,
+    /// model and GPU type of its deployment as last created at or before it.
+    static func loadWindows(_ db: Database, into f: inout Facts, from: Int64, to: Int64, recent: Int64, last: Int64) throws {
+        struct Created { var offset: Int64; var team, model, gpuType: String? }
+        var created: [String: [Created]] = [:]
+        let deployments = try HotStatement(db, "SELECT offset, deployment, team, model, gpu_type FROM deployment_events WHERE type = 'deployment.created' AND offset <= ? ORDER BY offset")
+        deployments.int(last)
+        try deployments.rows { row in
+            created[row.text(1), default: []].append(Created(offset: row.int(0), team: row.optionalText(2), model: row.optionalText(3), gpuType: row.optionalText(4)))
+        }
+        func add(_ row: RawRow) {
+            let offset = row.int(0)
+            let seconds = row.double(3)
+            let units = attoseconds(seconds)
+            let d = created[row.text(1)]?.last(where: { $0.offset <= offset })
+            f.windows.append(Window(offset: offset, end: row.int(2), gpuSeconds: units == nil ? decimal(seconds) : 0, gpuAttoseconds: units,
+                team: d?.team, model: d?.model, gpuType: d?.gpuType))
+        }
+        // Windows logged before `recent`: per deployment (the index's distinct keys, skipped
+        // through), the offset checked in the index before a row is read.
+        var names: [String] = []
+        let distinct = try HotStatement(db, """
+            WITH RECURSIVE d(name) AS (SELECT MIN(deployment) FROM serving_windows
+                UNION ALL SELECT (SELECT MIN(deployment) FROM serving_windows WHERE deployment > d.name) FROM d WHERE d.name IS NOT NULL)
+            SELECT name FROM d WHERE name IS NOT NULL
+            """)
+        try distinct.rows { row in names.append(row.text(0)) }
+        let earlier = try HotStatement(db, """
+            SELECT offset, deployment, window_end, gpu_seconds FROM serving_windows
+            WHERE deployment = ? AND window_end >= ? AND window_end < ? AND offset < ? AND gpu_seconds > 0
+            """)
+        for name in names {
+            earlier.text(name); earlier.int(from); earlier.int(to); earlier.int(recent)
+            try earlier.rows(add)
+        }
+        let inRange = try HotStatement(db, """
+            SELECT offset, deployment, window_end, gpu_seconds FROM serving_windows
+            WHERE offset >= ? AND offset <= ? AND window_end >= ? AND window_end < ? AND gpu_seconds > 0
+            """)
+        inRange.int(recent); inRange.int(last); inRange.int(from); inRange.int(to)
+        try inRange.rows(add)
+        f.windows.sort { $0.offset < $1.offset }
     }
 
     // MARK: computing
@@ -214,7 +342,7 @@ public enum Chargeback {
 
     /// Price change points of a type within [start, end), known in the prefix `p`: (instant, rate or nil).
     static func priceSteps(_ prices: [Price]?, prefix p: Int64, start: Int64, end: Int64) -> [(Int64, Price?)] {
-        let known = (prices ?? []).filter { $0.offset <= p }.sorted { ($0.effectiveFrom, $0.offset) < ($1.effectiveFrom, $1.offset) }
+        let known = knownPrices(prices, prefix: p)
         var inForce: Price? = nil
         var steps: [(Int64, Price?)] = []
         for price in known {
@@ -229,6 +357,11 @@ public enum Chargeback {
     }
 
     /// The lines of one day window [start, end) with the knowledge of offsets ≤ `prefix`.
+    ///
+    /// Usage and idle are integrated in whole GPU-milliseconds per line and price (integers), and
+    /// priced once per line and price at the end: the same exact sums as pricing each interval,
+    /// without a `Decimal` multiplication and addition per interval (which was nearly all of a
+    /// month's report).
     static func compute(_ f: Facts, day: Int64, start: Int64, end: Int64, prefix p: Int64, gpuTypes: Set<String>?) -> [Line] {
         var out: [LineKey: Line] = [:]
         func add(_ key: LineKey, gpuMs: Decimal, numerator: Decimal) {
@@ -240,10 +373,29 @@ public enum Chargeback {
                 out[key] = Line(team: key.team, project: key.project, model: key.model, gpuType: key.gpuType, day: key.day, kind: key.kind, chargeClass: key.chargeClass, currency: key.currency, priced: key.priced, gpuMs: gpuMs, costNumerator: numerator)
             }
         }
+        // GPU-milliseconds per line and price in force (by its index in `prices`; -1: unpriced).
+        struct Integral: Hashable {
+            var key: LineKey
+            var price: Int
+        }
+        var integrals: [Integral: Int64] = [:]
+        var prices: [Price] = []
+        var priceIndex: [Int64: Int] = [:]  // a price's offset → its index in `prices`
+        func reference(_ price: Price?) -> Int {
+            guard let price else { return -1 }
+            if let known = priceIndex[price.offset] { return known }
+            priceIndex[price.offset] = prices.count
+            prices.append(price)
+            return prices.count - 1
+        }
+        func integrate(_ key: LineKey, gpuMs: Int64, price: Price?) {
+            integrals[Integral(key: key, price: reference(price)), default: 0] += gpuMs
+        }
         var types = Set(f.capacity.keys).union(f.allocations.keys)
         if let gpuTypes { types = types.intersection(gpuTypes) }
         for gpuType in types.sorted() {
             let steps = priceSteps(f.prices[gpuType], prefix: p, start: start, end: end)
+            let fallbackCurrency = currency(f, gpuType)
             // Piecewise-constant capacity and allocation, as deltas at instants.
             var deltas: [(Int64, Int, Int)] = []  // (instant, Δcapacity, Δallocated)
             for c in f.capacity[gpuType] ?? [] where c.offset <= p {
@@ -265,10 +417,9 @@ public enum Chargeback {
                     let segStart = max(s, step.0)
                     let segEnd = min(e, i + 1 < steps.count ? steps[i + 1].0 : end)
                     guard segStart < segEnd else { continue }
-                    let gpuMs = Decimal(a.gpus) * Decimal(segEnd - segStart)
                     let key = LineKey(team: a.team, project: a.project, model: a.model, gpuType: gpuType, day: day, kind: .usage, chargeClass: .regular,
-                        currency: step.1?.currency ?? currency(f, gpuType), priced: step.1 != nil)
-                    add(key, gpuMs: gpuMs, numerator: step.1.map { gpuMs * $0.rate } ?? 0)
+                        currency: step.1?.currency ?? fallbackCurrency, priced: step.1 != nil)
+                    integrate(key, gpuMs: Int64(a.gpus) * (segEnd - segStart), price: step.1)
                 }
             }
             // Idle: capacity minus allocated, floored at 0, integrated and priced on its own
@@ -291,25 +442,61 @@ public enum Chargeback {
                 while stepIndex + 1 < steps.count && steps[stepIndex + 1].0 <= t { stepIndex += 1 }
                 let idle = max(0, capacityNow - allocatedNow)
                 guard idle > 0 else { continue }
-                let gpuMs = Decimal(idle) * Decimal(min(next, end) - t)
                 let price = steps[stepIndex].1
                 let key = LineKey(team: idleTeam, project: nil, model: nil, gpuType: gpuType, day: day, kind: .idle, chargeClass: .regular,
-                    currency: price?.currency ?? currency(f, gpuType), priced: price != nil)
+                    currency: price?.currency ?? fallbackCurrency, priced: price != nil)
+                integrate(key, gpuMs: Int64(idle) * (min(next, end) - t), price: price)
+            }
+        }
+        // Inference: GPU-seconds of serving windows, at the rate in force at windowEnd (the
+        // known prices of each type sorted once, not per window); GPU-seconds summed
+        // as integers (10⁻¹⁸ s) like the above, when the window's figure is exact in them.
+        var attoseconds: [Integral: Int128] = [:]
+        var known: [String: [Price]] = [:]
+        for w in f.windows where w.offset <= p && w.end >= start && w.end < end && (gpuTypes == nil || gpuTypes!.contains(w.gpuType ?? "")) {
+            let gpuType = w.gpuType ?? "unknown"
+            var price: Price? = nil
+            if let type = w.gpuType {
+                if known[type] == nil { known[type] = knownPrices(f.prices[type], prefix: p) }
+                price = priceInForce(known[type]!, at: w.end)
+            }
+            let key = LineKey(team: w.team ?? "unknown", project: nil, model: w.model, gpuType: gpuType, day: day, kind: .inference, chargeClass: .regular,
+                currency: price?.currency ?? currency(f, gpuType), priced: price != nil)
+            if let units = w.gpuAttoseconds {
+                attoseconds[Integral(key: key, price: reference(price)), default: 0] += units
+            } else {
+                let gpuMs = w.gpuSeconds * 1000
                 add(key, gpuMs: gpuMs, numerator: price.map { gpuMs * $0.rate } ?? 0)
             }
         }
-        // Inference: GPU-seconds of serving windows, at the rate in force at windowEnd.
-        for w in f.windows where w.offset <= p && w.end >= start && w.end < end && (gpuTypes == nil || gpuTypes!.contains(w.gpuType ?? "")) {
-            do {
-                let gpuType = w.gpuType ?? "unknown"
-                let price = w.gpuType.flatMap { type in priceSteps(f.prices[type], prefix: p, start: w.end, end: w.end + 1).first?.1 }
-                let gpuMs = w.gpuSeconds * 1000
-                let key = LineKey(team: w.team ?? "unknown", project: nil, model: w.model, gpuType: gpuType, day: day, kind: .inference, chargeClass: .regular,
-                    currency: price?.currency ?? currency(f, gpuType), priced: price != nil)
-                add(key, gpuMs: gpuMs, numerator: price.map { gpuMs * $0.rate } ?? 0)
-            }
+        // Priced once per line and price (the sums are exact, so their order does not matter).
+        for (integral, ms) in integrals {
+            let gpuMs = Decimal(ms)
+            add(integral.key, gpuMs: gpuMs, numerator: integral.price >= 0 ? gpuMs * prices[integral.price].rate : 0)
+        }
+        for (integral, units) in attoseconds {
+            // 10⁻¹⁸ s = 10⁻¹⁵ ms (a sum below 10²⁰ GPU-seconds: within Decimal's 38 digits).
+            let gpuMs = Decimal(sign: units < 0 ? .minus : .plus, exponent: -15, significand: Decimal(string: String(units.magnitude)) ?? 0)
+            add(integral.key, gpuMs: gpuMs, numerator: integral.price >= 0 ? gpuMs * prices[integral.price].rate : 0)
         }
         return out.values.sorted(by: lineOrder)
+    }
+
+    /// The prices of a type known in the prefix `p`, in the order that decides which is in force.
+    static func knownPrices(_ prices: [Price]?, prefix p: Int64) -> [Price] {
+        (prices ?? []).filter { $0.offset <= p }.sorted { ($0.effectiveFrom, $0.offset) < ($1.effectiveFrom, $1.offset) }
+    }
+
+    /// The price in force at `instant` among `known` (sorted by ``knownPrices(_:prefix:)``): the
+    /// last one effective at or before it (the later in the log among equal effectiveFrom).
+    static func priceInForce(_ known: [Price], at instant: Int64) -> Price? {
+        var low = 0
+        var high = known.count
+        while low < high {
+            let mid = (low + high) / 2
+            if known[mid].effectiveFrom <= instant { low = mid + 1 } else { high = mid }
+        }
+        return low > 0 ? known[low - 1] : nil
     }
 
     static func currency(_ f: Facts, _ gpuType: String) -> String { f.prices[gpuType]?.last?.currency ?? "USD" }

@@ -19,6 +19,9 @@ struct EventFacts: Sendable {
     let type: String
     let actor: String
     let causationId: EventID?
+    /// The offset of the event `causationId` names, when the log holds it before this one
+    /// (resolved by the projector's reading thread; nil: the link is kept by id).
+    var causeOffset: Int64?
     /// The parsed envelope (data, hash), for the other types that carry facts.
     var envelope: Envelope?
     var hot: Hot?

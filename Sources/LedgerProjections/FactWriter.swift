@@ -26,23 +26,17 @@ final class FactWriter {
     private var capacity: [String: Int] = [:]
     private var allocated: [String: Int] = [:]
 
-    /// Audit postings gathered since the last flush: (kind, key, bucket) → relative offsets (2 bytes each).
-    struct PostingKey: Hashable {
-        var kind: UInt8
-        var key: String
-        var bucket: Int64
-    }
-    private var postings: [PostingKey: [UInt8]] = [:]
     static let postingKinds = ["actor", "stream", "category", "type"]
 
     /// The hot statements, prepared once per writer connection.
     final class Statements {
-        let anomaly, cause, posting, dataset, model, version, evaluation, approval, archive, alias, deployment, drift: HotStatement
+        let anomaly, cause, effect, posting, dataset, model, version, evaluation, approval, archive, alias, deployment, drift: HotStatement
         let capacityOpen, capacityClose, price, job, allocationOpen, allocationClose, window, slo, sloAlert, dayClosed, gate: HotStatement
 
         init(_ db: Database) throws {
             anomaly = try HotStatement(db, "INSERT OR IGNORE INTO anomalies (offset, projection, type, message) VALUES (?, ?, ?, ?)")
             cause = try HotStatement(db, "INSERT OR IGNORE INTO audit_causes (cause_id, effect_offset) VALUES (?, ?)")
+            effect = try HotStatement(db, "INSERT OR IGNORE INTO audit_effects (cause_offset, effect_offset) VALUES (?, ?)")
             posting = try HotStatement(db, """
                 INSERT INTO audit_postings (kind, key, bucket, offsets) VALUES (?, ?, ?, ?)
                 ON CONFLICT (kind, key, bucket) DO UPDATE SET offsets = CAST(offsets || excluded.offsets AS BLOB)
@@ -115,7 +109,6 @@ final class FactWriter {
         } else {
             firstOpenDay = try Int64.fetchOne(db, sql: "SELECT last_time FROM checkpoints WHERE next_offset > 0 LIMIT 1").map { Timestamp(milliseconds: $0).startOfDay.milliseconds }
         }
-        postings = [:]
         // What a rolled-back transaction had gathered is gone with it.
         pendingClosings = []
         prepared = try Statements(db)
@@ -152,11 +145,12 @@ final class FactWriter {
 
     func apply(_ db: Database, _ e: EventFacts) throws {
         closeDays(db, e)
-        post(0, e.actor, e.offset)
-        post(1, e.stream, e.offset)
-        post(2, String(StreamName.category(of: e.stream)), e.offset)
-        post(3, e.type, e.offset)
-        if let cause = e.causationId {
+        if let at = e.causeOffset {
+            let st = try statements().effect
+            st.int(at)
+            st.int(e.offset)
+            try st.run()
+        } else if let cause = e.causationId {
             let st = try statements().cause
             st.blob(cause.bytes)
             st.int(e.offset)
@@ -389,29 +383,51 @@ final class FactWriter {
     }
     private var pendingClosings: [(Int64, Int64, Int64)] = []
 
-    @inline(__always)
-    private func post(_ kind: UInt8, _ key: String, _ offset: Int64) {
-        let bucket = offset / FactWriter.bucketSize
-        let relative = UInt16(offset - bucket * FactWriter.bucketSize)
-        let k = PostingKey(kind: kind, key: key, bucket: bucket)
-        if postings[k] == nil { postings[k] = [] ; postings[k]!.reserveCapacity(16) }
-        postings[k]!.append(UInt8(relative & 0xFF))
-        postings[k]!.append(UInt8(relative >> 8))
-    }
-
-    /// Writes what was gathered since the last flush (called before each commit).
-    func flush(_ db: Database) throws {
+    /// Writes what was gathered since the last flush and the chunk's audit postings (called
+    /// before each commit).
+    func flush(_ db: Database, postings: Postings) throws {
         let st = try statements()
         for (day, offset, time) in pendingClosings { try run(st.dayClosed, [.int(day), .int(offset), .int(time)]) }
         pendingClosings = []
         // In a fixed order, so that a rebuild writes the same rows the same way.
-        for (k, bytes) in postings.sorted(by: { ($0.key.kind, $0.key.bucket, $0.key.key) < ($1.key.kind, $1.key.bucket, $1.key.key) }) {
+        for (k, bytes) in postings.entries.sorted(by: { ($0.key.kind, $0.key.bucket, $0.key.key) < ($1.key.kind, $1.key.bucket, $1.key.key) }) {
             st.posting.text(FactWriter.postingKinds[Int(k.kind)])
             st.posting.text(k.key)
             st.posting.int(k.bucket)
             st.posting.blob(bytes)
             try st.posting.run()
         }
-        postings = [:]
+    }
+}
+
+/// The audit postings of a chunk of events: offsets per actor, stream, category and type, in
+/// buckets of 4096 offsets (2 bytes each, relative to the bucket). Gathered by the projector's
+/// reading thread; written by ``FactWriter/flush(_:postings:)``.
+struct Postings: Sendable {
+    struct Key: Hashable, Sendable {
+        var kind: UInt8
+        var key: String
+        var bucket: Int64
+    }
+    var entries: [Key: [UInt8]] = [:]
+
+    mutating func add(_ e: EventFacts) {
+        post(0, e.actor, e.offset)
+        post(1, e.stream, e.offset)
+        post(2, String(StreamName.category(of: e.stream)), e.offset)
+        post(3, e.type, e.offset)
+    }
+
+    @inline(__always)
+    private mutating func post(_ kind: UInt8, _ key: String, _ offset: Int64) {
+        let bucket = offset / FactWriter.bucketSize
+        let relative = UInt16(offset - bucket * FactWriter.bucketSize)
+        Postings.append(relative, to: &entries[Key(kind: kind, key: key, bucket: bucket), default: []])
+    }
+
+    @inline(__always)
+    private static func append(_ relative: UInt16, to offsets: inout [UInt8]) {
+        offsets.append(UInt8(relative & 0xFF))
+        offsets.append(UInt8(relative >> 8))
     }
 }

@@ -105,6 +105,18 @@ enum ProjectionSchema {
                 CREATE INDEX gates_by_trigger ON gate_evaluations (trigger_id, offset);
                 """)
         }
+        migrator.registerMigration("v3: causation links by the cause's offset") { db in
+            try db.execute(sql: """
+                -- effects follow their causes closely, so these rows arrive nearly in key order (the
+                -- links by id above went to random places of a growing B-tree: most of a rebuild's
+                -- writing). A link whose cause was not in the log before its effect stays by id.
+                CREATE TABLE audit_effects (
+                    cause_offset INTEGER NOT NULL,
+                    effect_offset INTEGER NOT NULL,
+                    PRIMARY KEY (cause_offset, effect_offset)
+                ) WITHOUT ROWID;
+                """)
+        }
         return migrator
     }
 
@@ -114,7 +126,7 @@ enum ProjectionSchema {
     /// Tables and the column they are ordered by, for dumps (a rebuilt projection must dump the same).
     static let tables: [(String, String)] = [
         ("checkpoints", "projection"), ("anomalies", "offset, projection, message"), ("audit_postings", "kind, key, bucket"),
-        ("audit_causes", "cause_id, effect_offset"), ("models", "offset"), ("model_versions", "offset"), ("model_evaluations", "offset"),
+        ("audit_causes", "cause_id, effect_offset"), ("audit_effects", "cause_offset, effect_offset"), ("models", "offset"), ("model_versions", "offset"), ("model_evaluations", "offset"),
         ("model_approvals", "offset"), ("model_aliases", "offset"), ("model_archives", "offset"), ("datasets", "offset"),
         ("deployment_events", "offset"), ("drift_alerts", "offset"), ("jobs", "offset"), ("capacity", "offset"), ("prices", "offset"),
         ("allocations", "offset"), ("days_closed", "day"), ("serving_windows", "offset"), ("slos", "offset"), ("slo_alerts", "offset"),

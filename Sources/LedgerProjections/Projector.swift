@@ -90,18 +90,24 @@ public final class Projector: Sendable {
         let chunkSize = self.chunkSize
         startThread(name: "ledger-project") {
             let cursor = source.cursor(from: from, end: target, filter: .all)
-            var batch: [EventFacts] = []
-            batch.reserveCapacity(chunkSize)
+            // Each chunk's audit postings are gathered here too, off the applying thread, and
+            // causation ids resolved to offsets.
+            var batch = Chunk()
+            batch.events.reserveCapacity(chunkSize)
+            var causes = CauseResolver(source: source)
             do {
                 while let view = try cursor.next() {
-                    batch.append(try EventFacts(view, parse: EventFacts.factTypes.contains(view.type)))
-                    if batch.count >= chunkSize {
+                    var facts = try EventFacts(view, parse: EventFacts.factTypes.contains(view.type))
+                    facts.causeOffset = try causes.resolve(facts)
+                    batch.postings.add(facts)
+                    batch.events.append(facts)
+                    if batch.events.count >= chunkSize {
                         guard queue.put(batch) else { return }
-                        batch = []
-                        batch.reserveCapacity(chunkSize)
+                        batch = Chunk()
+                        batch.events.reserveCapacity(chunkSize)
                     }
                 }
-                if !batch.isEmpty { _ = queue.put(batch) }
+                if !batch.events.isEmpty { _ = queue.put(batch) }
                 queue.finish(nil)
             } catch {
                 queue.finish(LedgerError.wrap(error))
@@ -110,10 +116,10 @@ public final class Projector: Sendable {
         defer { queue.cancel() }
         do {
             while let batch = try queue.take() {
-                guard let last = batch.last else { continue }
+                guard let last = batch.events.last else { continue }
                 try store.pool.write { db in
-                    for e in batch { try writer.apply(db, e) }
-                    try writer.flush(db)
+                    for i in batch.events.indices { try writer.apply(db, batch.events[i]) }
+                    try writer.flush(db, postings: batch.postings)
                     for projection in ProjectionSchema.projections {
                         try db.execute(
                             sql: "INSERT INTO checkpoints VALUES (?, ?, ?, ?) ON CONFLICT(projection) DO UPDATE SET next_offset = excluded.next_offset, last_hash = excluded.last_hash, last_time = excluded.last_time",
@@ -172,10 +178,38 @@ struct NSStringPath: ExpressibleByStringLiteral {
 }
 
 
+/// Causation id → offset of the cause, for events read in order: the ids of recently read events
+/// in memory (most causes are a few events back), the log's id index for the others. Only a cause
+/// before its effect counts.
+struct CauseResolver {
+    let source: any LogSource
+    private var recent: [EventID: Int64] = [:]
+    private var ids: (any IDLookup)?
+    static let remembered = 1 << 18
+
+    init(source: any LogSource) { self.source = source }
+
+    mutating func resolve(_ e: EventFacts) throws -> Int64? {
+        if recent.count >= CauseResolver.remembered { recent.removeAll(keepingCapacity: true) }
+        recent[e.id] = e.offset
+        guard let cause = e.causationId else { return nil }
+        if let at = recent[cause] { return at < e.offset ? at : nil }
+        if ids == nil { ids = try source.idLookup() }
+        guard let at = try ids!.offset(of: cause), at < e.offset else { return nil }
+        return at
+    }
+}
+
+/// Decoded events of one transaction and their audit postings.
+struct Chunk: Sendable {
+    var events = ContiguousArray<EventFacts>()
+    var postings = Postings()
+}
+
 /// Chunks of decoded events from the reader thread to the applying one (at most two waiting).
 final class ChunkQueue: Sendable {
     private struct State {
-        var chunks: [[EventFacts]] = []
+        var chunks: [Chunk] = []
         var done = false
         var cancelled = false
         var failure: LedgerError?
@@ -183,7 +217,7 @@ final class ChunkQueue: Sendable {
     private let state = ConditionLock(State())
 
     /// False when the consumer has gone.
-    func put(_ chunk: [EventFacts]) -> Bool {
+    func put(_ chunk: Chunk) -> Bool {
         let accepted = state.wait(until: { $0.chunks.count < 2 || $0.cancelled }) { s -> Bool in
             guard !s.cancelled else { return false }
             s.chunks.append(chunk)
@@ -203,8 +237,8 @@ final class ChunkQueue: Sendable {
     func cancel() { state.update { $0.cancelled = true } }
 
     /// The next chunk; nil at the end.
-    func take() throws -> [EventFacts]? {
-        let (chunk, failure): ([EventFacts]?, LedgerError?) = state.wait(until: { !$0.chunks.isEmpty || $0.done }) { s in
+    func take() throws -> Chunk? {
+        let (chunk, failure): (Chunk?, LedgerError?) = state.wait(until: { !$0.chunks.isEmpty || $0.done }) { s in
             if !s.chunks.isEmpty { return (s.chunks.removeFirst(), nil) }
             return (nil, s.failure)
         }

@@ -55,6 +55,25 @@ final class HotStatement {
         }
     }
 
+    /// Runs a query with the values bound since the last run, handing each row to `body`
+    /// (valid only during the call).
+    func rows(_ body: (RawRow) throws -> Void) throws {
+        defer {
+            sqlite3_reset(handle)
+            index = 0
+        }
+        while true {
+            let rc = sqlite3_step(handle)
+            if rc == SQLITE_DONE { return }
+            guard rc == SQLITE_ROW else {
+                let db = sqlite3_db_handle(handle)
+                let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "error \(rc)"
+                throw LedgerError(.io, "projections: \(message) in \(statement.sql)")
+            }
+            try body(RawRow(handle: handle))
+        }
+    }
+
     /// Runs the statement with the values bound since the last run.
     func run() throws {
         defer {
@@ -67,5 +86,22 @@ final class HotStatement {
             let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "error \(rc)"
             throw LedgerError(.io, "projections: \(message) in \(statement.sql)")
         }
+    }
+}
+
+/// The current row of a ``HotStatement/rows(_:)`` query, read column by column (0-based)
+/// without GRDB's generic decoding.
+struct RawRow {
+    let handle: OpaquePointer
+
+    func isNull(_ column: Int32) -> Bool { sqlite3_column_type(handle, column) == SQLITE_NULL }
+    func int(_ column: Int32) -> Int64 { sqlite3_column_int64(handle, column) }
+    func optionalInt(_ column: Int32) -> Int64? { isNull(column) ? nil : int(column) }
+    func double(_ column: Int32) -> Double { sqlite3_column_double(handle, column) }
+    func text(_ column: Int32) -> String { optionalText(column) ?? "" }
+    func optionalText(_ column: Int32) -> String? {
+        guard let bytes = sqlite3_column_text(handle, column) else { return nil }
+        let count = Int(sqlite3_column_bytes(handle, column))
+        return String(decoding: UnsafeRawBufferPointer(start: bytes, count: count), as: UTF8.self)
     }
 }

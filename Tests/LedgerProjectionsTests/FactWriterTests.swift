@@ -84,7 +84,7 @@ import LedgerLog
         try store.pool.writeWithoutTransaction { db in try writer.load(db) }
         try store.pool.write { db in
             for e in facts[0..<2] { try writer.apply(db, e) }
-            try writer.flush(db)
+            try writer.flush(db, postings: Postings())
             try db.execute(sql: "INSERT INTO checkpoints VALUES ('chargeback', 2, ?, ?)", arguments: [facts[1].hash, facts[1].time])
         }
         struct Injected: Error {}
@@ -97,7 +97,7 @@ import LedgerLog
         try store.pool.writeWithoutTransaction { db in try writer.load(db) }
         try store.pool.write { db in
             try writer.apply(db, facts[2])
-            try writer.flush(db)
+            try writer.flush(db, postings: Postings())
         }
         return try store.pool.read { db in try Int.fetchAll(db, sql: "SELECT day FROM days_closed ORDER BY day") }
     }

@@ -94,4 +94,31 @@ import LedgerSimulator
         #expect(report.rows.filter { $0.kind == .idle }.count >= 3 * days)
         #expect(try Audit.anomalies(q).filter { $0.projection == "chargeback" }.isEmpty)
     }
+
+    /// A report that starts later reads only the rows from that point on (allocations started
+    /// before it through the index, the rest as a range of offsets): its lines are exactly the
+    /// whole range's lines of those days — jobs running across the start keep their team,
+    /// project and model; windows, idle and corrections alike.
+    @Test(arguments: [7, 1234] as [UInt64])
+    func aLaterStartReadsTheSameLinesForItsDays(seed: UInt64) async throws {
+        let days = 3
+        let s = try await Self.simulate(seed: seed, days: days)
+        let start = Timestamp("2026-11-23T00:00:00.000Z")!
+        let end = start.adding(milliseconds: Int64(days) * 86_400_000)
+        let q = try s.query()
+        let whole = try Chargeback.report(q, Chargeback.Options(from: start, to: end, groupBy: [.team, .gpuType, .project, .model, .day]))
+        var spanning = 0
+        for day in 1..<days {
+            let from = start.adding(milliseconds: Int64(day) * 86_400_000)
+            let later = try Chargeback.report(q, Chargeback.Options(from: from, to: end, groupBy: [.team, .gpuType, .project, .model, .day]))
+            let expected = whole.lines.filter { $0.day >= from.milliseconds }
+            #expect(later.lines == expected, "seed \(seed), from day \(day): \(later.lines.count) lines, \(expected.count) expected")
+            #expect(later.lines.contains { $0.kind == .inference } && later.lines.contains { $0.kind == .idle })
+            // Usage on the first day of the later report from allocations started before it.
+            spanning += try await s.store.pool.read { db in
+                try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM allocations WHERE start_time < ? AND (end_time IS NULL OR end_time > ?)", arguments: [from.milliseconds, from.milliseconds])!
+            }
+        }
+        #expect(spanning > 0, "seed \(seed): no allocation runs across midnight; the test would not reach the index path")
+    }
 }

@@ -135,5 +135,25 @@ import LedgerSimulator
         let fromRoot = try Audit.chain(q, offset: queued.offset, ids: try reader.idLookup())
         #expect(fromRoot.causes.isEmpty)
         #expect(fromRoot.effects.map(\.offset) == [admitted.offset, allocated.offset, other.offset])
+        // Links whose cause is in the log before them are kept by the cause's offset.
+        let byOffset = try await s.store.pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM audit_effects") }
+        let byID = try await s.store.pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM audit_causes") }
+        #expect(byOffset == 3 && byID == 0)
+    }
+
+    /// A causation id that names no earlier event (a client's id of an event appended later, or
+    /// of none at all) is kept by id, and the chain still finds the link once the cause exists.
+    @Test func causesNotYetInTheLogAreKeptByID() async throws {
+        let s = try ScenarioLog()
+        let causeID = EventID.random()
+        let early = try await s.add(t("00:00"), "job.started", ["job": "e"], causation: causeID)
+        let dangling = try await s.add(t("00:00"), "job.started", ["job": "d"], causation: .random())
+        let cause = try await s.add(t("00:01"), "job.queued", ["job": "e", "team": "t", "gpuType": "a100", "gpus": 1, "priority": 0], id: causeID)
+        let q = try s.query()
+        let reader = try LogReader(directory: s.dir.path)
+        let chain = try Audit.chain(q, offset: cause.offset, ids: try reader.idLookup())
+        #expect(chain.effects.map(\.offset) == [early.offset])
+        let byID = try await s.store.pool.read { db in try Int64.fetchAll(db, sql: "SELECT effect_offset FROM audit_causes ORDER BY 1") }
+        #expect(byID == [early.offset, dangling.offset])
     }
 }
