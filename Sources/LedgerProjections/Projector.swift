@@ -22,6 +22,20 @@ public final class Projector: Sendable {
     /// other; `writer` (the in-memory state of the fact tables) is touched only under it.
     private let serial = Mutex(())
     nonisolated(unsafe) private let writer = FactWriter()
+    /// The checkpoint the writer's in-memory state was last loaded or advanced to (nil: load it
+    /// before use). Consecutive catch-ups of a live projector skip reloading it from the
+    /// tables — nothing else writes them while the projections' lock is held. Under `serial`.
+    nonisolated(unsafe) private var writerAt: Int64?
+    /// What the reading thread keeps from one catch-up to the next: its cursor (a live projector
+    /// continues where it stopped, without seeking into the log again) and the causation ids of
+    /// recently read events — a cache of facts of the immutable log, valid whatever happens to
+    /// the projections.
+    private let reading: Mutex<ReadState>
+    struct ReadState: @unchecked Sendable {
+        // @unchecked: reached only through `reading`, by one reading thread at a time.
+        var causes: CauseResolver
+        var cursor: (any EventCursor)?
+    }
     private let chunk = Atomic<Int>(16_384)
 
     /// Events per transaction.
@@ -34,6 +48,7 @@ public final class Projector: Sendable {
         self.store = store
         self.source = source
         self.logger = logger
+        reading = Mutex(ReadState(causes: CauseResolver(source: source)))
         let lockPath = NSStringPath(store.path).directory + "/LOCK"
         lockFD = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard lockFD >= 0 else { throw LedgerError(.io, "open \(lockPath): \(String(cString: strerror(errno)))") }
@@ -79,34 +94,48 @@ public final class Projector: Sendable {
     private func catchUp(writer: FactWriter, to end: Int64?, progress: ((Int64) -> Void)?) throws -> ProjectionStore.Checkpoint {
         guard !closed.load(ordering: .acquiring) else { throw LedgerError(.closed, "the projector is closed") }
         var checkpoint = try store.checkpoint()
-        try verifyCheckpoint(checkpoint)
+        // A checkpoint this projector committed itself was checked when its events were read.
+        if writerAt != checkpoint.nextOffset { try verifyCheckpoint(checkpoint) }
         let target = end ?? source.head
         guard checkpoint.nextOffset < target else { return checkpoint }
-        try store.pool.writeWithoutTransaction { db in try writer.load(db) }
+        if writerAt != checkpoint.nextOffset {
+            writerAt = nil
+            try store.pool.writeWithoutTransaction { db in try writer.load(db) }
+        }
         // Two threads: this one applies and commits; a reader decodes the next chunk meanwhile.
         let queue = ChunkQueue()
         let source = self.source
         let from = checkpoint.nextOffset
         let chunkSize = self.chunkSize
         startThread(name: "ledger-project") {
-            let cursor = source.cursor(from: from, end: target, filter: .all)
             // Each chunk's audit postings are gathered here too, off the applying thread, and
             // causation ids resolved to offsets.
             var batch = Chunk()
             batch.events.reserveCapacity(chunkSize)
-            var causes = CauseResolver(source: source)
             do {
-                while let view = try cursor.next() {
-                    var facts = try EventFacts(view, parse: EventFacts.factTypes.contains(view.type))
-                    facts.causeOffset = try causes.resolve(facts)
-                    batch.postings.add(facts)
-                    batch.events.append(facts)
-                    if batch.events.count >= chunkSize {
-                        guard queue.put(batch) else { return }
-                        batch = Chunk()
-                        batch.events.reserveCapacity(chunkSize)
+                // Held while reading: a reader of an abandoned catch-up still finishing would
+                // otherwise share it with the next one's.
+                let completed: Bool = try self.reading.withLock { state in
+                    if let kept = state.cursor {
+                        if kept.nextOffset != from { kept.seek(to: from) }
+                    } else {
+                        state.cursor = state.causes.source.cursor(from: from, end: nil, filter: .all)
                     }
+                    let cursor = state.cursor!
+                    while cursor.nextOffset < target, let view = try cursor.next() {
+                        var facts = try EventFacts(view, parse: EventFacts.factTypes.contains(view.type))
+                        facts.causeOffset = try state.causes.resolve(facts)
+                        batch.postings.add(facts)
+                        batch.events.append(facts)
+                        if batch.events.count >= chunkSize {
+                            guard queue.put(batch) else { return false }
+                            batch = Chunk()
+                            batch.events.reserveCapacity(chunkSize)
+                        }
+                    }
+                    return true
                 }
+                guard completed else { return }
                 if !batch.events.isEmpty { _ = queue.put(batch) }
                 queue.finish(nil)
             } catch {
@@ -127,13 +156,16 @@ public final class Projector: Sendable {
                     }
                 }
                 checkpoint = ProjectionStore.Checkpoint(nextOffset: last.offset + 1, lastHash: last.hash, lastTime: last.time)
+                writerAt = checkpoint.nextOffset
                 progress?(checkpoint.nextOffset)
             }
         } catch let error as DatabaseError {
             // A failed transaction rolled back: reload the in-memory state before any retry.
+            writerAt = nil
             try? store.pool.writeWithoutTransaction { db in try writer.load(db) }
             throw LedgerError(.io, "projections: \(error.message ?? "\(error)")")
         } catch {
+            writerAt = nil
             try? store.pool.writeWithoutTransaction { db in try writer.load(db) }
             throw error
         }
@@ -145,6 +177,7 @@ public final class Projector: Sendable {
     @discardableResult
     public func rebuild(progress: ((Int64) -> Void)? = nil) throws -> ProjectionStore.Checkpoint {
         try serial.withLock { _ in
+            writerAt = nil
             try store.pool.write { db in
                 for (table, _) in ProjectionSchema.tables { try db.execute(sql: "DELETE FROM \(table)") }
             }
@@ -179,21 +212,27 @@ struct NSStringPath: ExpressibleByStringLiteral {
 
 
 /// Causation id → offset of the cause, for events read in order: the ids of recently read events
-/// in memory (most causes are a few events back), the log's id index for the others. Only a cause
-/// before its effect counts.
+/// in memory (most causes are a few events back; two generations, so that the last
+/// `remembered` ids are always there), the log's id index for the others. Only a cause before
+/// its effect counts.
 struct CauseResolver {
     let source: any LogSource
     private var recent: [EventID: Int64] = [:]
+    private var older: [EventID: Int64] = [:]
     private var ids: (any IDLookup)?
     static let remembered = 1 << 18
 
     init(source: any LogSource) { self.source = source }
 
     mutating func resolve(_ e: EventFacts) throws -> Int64? {
-        if recent.count >= CauseResolver.remembered { recent.removeAll(keepingCapacity: true) }
+        if recent.count >= CauseResolver.remembered {
+            older = recent
+            recent = [:]
+            recent.reserveCapacity(CauseResolver.remembered)
+        }
         recent[e.id] = e.offset
         guard let cause = e.causationId else { return nil }
-        if let at = recent[cause] { return at < e.offset ? at : nil }
+        if let at = recent[cause] ?? older[cause] { return at < e.offset ? at : nil }
         if ids == nil { ids = try source.idLookup() }
         guard let at = try ids!.offset(of: cause), at < e.offset else { return nil }
         return at
