@@ -190,6 +190,8 @@ public final class LogCursor: EventCursor {
     private var header: BatchHeader?
     private var recordPosition = 0
     private var recordOffset: Int64 = 0
+    /// Positioned from an index point, before the wanted offset's batch.
+    private var seeking = false
 
     init(set: SegmentSet, from: Int64, end: Int64?, filter: EventFilter) {
         self.set = set
@@ -249,9 +251,20 @@ public final class LogCursor: EventCursor {
             segment = s
             let rel = UInt32(clamping: nextOffset - s.baseOffset)
             position = Int64(s.snapshot.index.floor(relativeOffset: rel)?.position ?? 0)
+            seeking = true
         }
         while let segment {
             let size = try FileIO.size(segment.fd, segment.logPath)
+            // From the index point to the wanted offset (the index of a segment still being
+            // written, as another process sees it, may be far behind), batches wholly before it
+            // are stepped over by their headers: never returned, so not read or checked.
+            if seeking {
+                if let h = try segment.readHeader(at: position, fileSize: size), h.nextOffset <= nextOffset {
+                    position += Int64(h.totalSize)
+                    continue
+                }
+                seeking = false
+            }
             let read = try segment.readBatch(at: position, fileSize: size, into: &raw)
             switch read {
             case .batch(let h):
