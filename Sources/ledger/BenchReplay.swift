@@ -17,7 +17,8 @@ struct BenchReplay: AsyncParsableCommand {
             Scenarios: rebuild (folds a log of --events events of the steady simulated platform into \
             every read model, from offset 0), asof (queries as of --asof-back events before the head \
             of that log: a month of chargeback, the registry, SLO status, one stream's audit trail), \
-            lag (appends at --rate events/s to a fresh log while a projector follows the head; the \
+            lag (appends at --rate events/s to a fresh log while a projector in the same process \
+            follows the head, woken by the writer's head signal, as `ledger serve` runs it; the \
             lag of each event is the time from its append being submitted to its rows being \
             committed with the checkpoint). The large log is built once and kept in --work-dir, \
             so later runs measure only the projections.
@@ -135,18 +136,17 @@ struct BenchReplay: AsyncParsableCommand {
         removeTree(dir)
         let log = try SegmentLog.open(directory: dir)
         let store = try ProjectionStore(dataDirectory: dir)
-        let reader = try LogReader(directory: dir)
         let clock = LagClock(events: Int(Double(rate) * seconds))
         let chunk = self.chunk
         let follower = Thread {
             do {
-                let projector = try Projector(store: store, source: reader)
+                // As `ledger serve` runs it: in the writer's process, woken by its head signal.
+                let projector = try Projector(store: store, source: log)
                 projector.chunkSize = chunk
-                let watcher = try reader.headWatcher()
+                var at: Int64 = 0
                 while !clock.stopping {
-                    let before = try store.checkpoint().nextOffset
-                    let after = try projector.catchUp { offset in clock.visible(offset, at: monotonicSeconds()) }.nextOffset
-                    if after == before { watcher.wait(timeout: 0.05) }
+                    at = try projector.catchUp { offset in clock.visible(offset, at: monotonicSeconds()) }.nextOffset
+                    _ = log.waitForHead(beyond: at, timeout: 0.05)
                 }
                 clock.finished()
             } catch {
