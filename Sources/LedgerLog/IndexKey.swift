@@ -2,11 +2,11 @@ import LedgerCore
 
 /// A 128-bit key of the on-disk indexes: an event id as is, or the first 16 bytes of the SHA-256
 /// of a stream name (collisions are as unlikely as SHA-256's, and cannot be crafted).
-struct IndexKey: Hashable, Comparable, Sendable {
-    var hi: UInt64
-    var lo: UInt64
+public struct IndexKey: Hashable, Comparable, Sendable {
+    public var hi: UInt64
+    public var lo: UInt64
 
-    init(hi: UInt64, lo: UInt64) {
+    public init(hi: UInt64, lo: UInt64) {
         self.hi = hi
         self.lo = lo
     }
@@ -22,9 +22,9 @@ struct IndexKey: Hashable, Comparable, Sendable {
         lo = digest.words.1
     }
 
-    static func < (a: IndexKey, b: IndexKey) -> Bool { a.hi != b.hi ? a.hi < b.hi : a.lo < b.lo }
+    public static func < (a: IndexKey, b: IndexKey) -> Bool { a.hi != b.hi ? a.hi < b.hi : a.lo < b.lo }
 
-    func hash(into hasher: inout Hasher) {
+    public func hash(into hasher: inout Hasher) {
         hasher.combine(hi ^ (lo &* 0x9E37_79B9_7F4A_7C15))
     }
 

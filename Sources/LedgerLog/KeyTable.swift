@@ -2,7 +2,7 @@
 /// indexes and the sequencer's per-request scratch. Much cheaper than `Dictionary` here: no
 /// SipHash per operation (a seeded multiply–xorshift mix instead, so crafted keys cannot be
 /// aimed at one bucket from outside the process), linear probing in flat arrays.
-struct KeyTable {
+public struct KeyTable: Sendable {
     /// One slot: a key and its value + 1 (0 marks an empty slot). One cache line holds 2.6 slots.
     private struct Slot {
         var hi: UInt64
@@ -12,7 +12,7 @@ struct KeyTable {
 
     private var slots: [Slot]
     private var mask: Int
-    private(set) var count = 0
+    public private(set) var count = 0
 
     /// Random per process, so that the layout cannot be predicted from outside.
     static let seed: (UInt64, UInt64) = {
@@ -20,7 +20,7 @@ struct KeyTable {
         return (g.next() | 1, g.next() | 1)
     }()
 
-    init(capacity: Int = 16) {
+    public init(capacity: Int = 16) {
         var n = 16
         while n < capacity * 2 { n <<= 1 }
         slots = [Slot](repeating: Slot(hi: 0, lo: 0, value: 0), count: n)
@@ -37,7 +37,7 @@ struct KeyTable {
         return Int(truncatingIfNeeded: z) & mask
     }
 
-    @inline(__always) func lookup(_ key: IndexKey) -> UInt64? {
+    @inline(__always) public func lookup(_ key: IndexKey) -> UInt64? {
         var i = slot(key.hi, key.lo)
         return slots.withUnsafeBufferPointer { s in
             while true {
@@ -50,7 +50,7 @@ struct KeyTable {
     }
 
     /// Inserts or replaces.
-    @inline(__always) mutating func set(_ key: IndexKey, _ value: UInt64) {
+    @inline(__always) public mutating func set(_ key: IndexKey, _ value: UInt64) {
         if (count + 1) * 2 > slots.count { grow() }
         var i = slot(key.hi, key.lo)
         let mask = self.mask

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import LedgerCore
 import LedgerLog
 
@@ -25,27 +28,48 @@ struct EventFacts: Sendable {
     /// The parsed envelope (data, hash), for the other types that carry facts.
     var envelope: Envelope?
     var hot: Hot?
-    /// The `hash` member (64 hex digits), read from the stored JSON without parsing it.
-    let hash: String
+    /// The `hash` member: from the parsed envelope for the types whose rows carry it; the
+    /// projector's reader reads it from the stored JSON for the last event of each chunk (the
+    /// checkpoint's); nil otherwise — most events never need it.
+    var storedHash: Hash256?
+    var hash: String { storedHash?.description ?? "" }
 
     var data: JSONObject { envelope?.data ?? JSONObject() }
 
     init(_ view: RecordView, parse: Bool) throws {
+        try self.init(view, type: view.type, parse: parse, readHash: true)
+    }
+
+    /// With the record's type already read as a string (the projector's reader interns them).
+    init(_ view: RecordView, type: String, parse: Bool, readHash: Bool) throws {
         offset = view.offset
         id = view.id
         time = view.time.milliseconds
         stream = view.stream
-        type = view.type
+        self.type = type
         (actor, causationId) = EventFacts.leadingMembers(view.json)
         hot = parse ? EventFacts.hotFacts(type, view.json) : nil
         envelope = parse && hot == nil ? try view.envelope().upcast() : nil  // read as the newest version
-        hash = envelope?.hash.description ?? EventFacts.hashMember(view)
+        storedHash = envelope?.hash ?? view.storedHash
     }
 
-    /// The `hash` member (64 hex digits), read from the stored JSON without parsing it.
-    static func hashMember(_ view: RecordView) -> String {
-        guard let i = view.hashMemberStart else { return "" }
-        return String(decoding: UnsafeRawBufferPointer(rebasing: view.json[(i + 9)..<(i + 73)]), as: UTF8.self)
+    /// Type names read from records, each made a string once: a reader sees a few dozen types
+    /// millions of times.
+    struct TypeNames {
+        private var entries: [(bytes: [UInt8], name: String, facts: Bool)] = []
+
+        /// The type's name and whether the projections read its data.
+        mutating func name(_ bytes: UnsafeRawBufferPointer) -> (String, Bool) {
+            for e in entries where e.bytes.count == bytes.count {
+                if bytes.isEmpty || e.bytes.withUnsafeBytes({ memcmp($0.baseAddress!, bytes.baseAddress!, bytes.count) == 0 }) {
+                    return (e.name, e.facts)
+                }
+            }
+            let name = String(decoding: bytes, as: UTF8.self)
+            let facts = EventFacts.factTypes.contains(name)
+            if entries.count < 256 { entries.append((Array(bytes), name, facts)) }
+            return (name, facts)
+        }
     }
 
     static func hotFacts(_ type: String, _ json: UnsafeRawBufferPointer) -> Hot? {

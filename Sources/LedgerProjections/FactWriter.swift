@@ -322,14 +322,19 @@ final class FactWriter {
         let st = try statements()
         switch hot {
         case .jobQueued(let job, let team, let project, let gpuType, let gpus, let model, let datasets):
-            try run(st.job, [.int(e.offset), .text(job), .text(team), .text(project), .text(gpuType), .i(gpus), .text(model), .text(datasets), .int(e.time)])
+            // The hot rows are bound one value at a time (no array of values per row).
+            let j = st.job
+            j.int(e.offset); j.text(job); j.text(team); j.text(project); j.text(gpuType); j.int(gpus); j.text(model); j.text(datasets); j.int(e.time)
+            try j.run()
         case .allocation(let job, let node, let gpuType, let gpus, let team):
             let key = job + "|" + node
             if e.type == "gpu.allocated" {
                 if openAllocations[key] != nil {
                     return try anomaly(db, e, "chargeback", "job \(job) allocated again on \(node) without a release; the first allocation stands")
                 }
-                try run(st.allocationOpen, [.int(e.offset), .text(job), .text(node), .text(gpuType), .i(gpus), .text(team), .int(e.time)])
+                let a = st.allocationOpen
+                a.int(e.offset); a.text(job); a.text(node); a.text(gpuType); a.int(gpus); a.text(team); a.int(e.time)
+                try a.run()
                 openAllocations[key] = (e.offset, gpuType, gpus)
                 allocated[gpuType, default: 0] += gpus
                 if allocated[gpuType, default: 0] > capacity[gpuType, default: 0] {
@@ -339,7 +344,9 @@ final class FactWriter {
                 guard let open = openAllocations.removeValue(forKey: key) else {
                     return try anomaly(db, e, "chargeback", "release of job \(job) on \(node) without an open allocation")
                 }
-                try run(st.allocationClose, [.int(e.offset), .int(e.time), .int(open.offset)])
+                let c = st.allocationClose
+                c.int(e.offset); c.int(e.time); c.int(open.offset)
+                try c.run()
                 allocated[open.gpuType, default: 0] -= open.gpus
             }
         case .window(let deployment, let version, let start, let end, let requests, let errors, let slow, let p99, let gpuSeconds):
@@ -349,7 +356,9 @@ final class FactWriter {
             if !deployments.contains(deployment) {
                 try anomaly(db, e, "slo", "serving window of unknown deployment \(deployment)")
             }
-            try run(st.window, [.int(e.offset), .text(deployment), .text(version), .int(start), .int(end), .i(requests), .i(errors), .i(slow), .double(p99), .double(gpuSeconds)])
+            let w = st.window
+            w.int(e.offset); w.text(deployment); w.text(version); w.int(start); w.int(end); w.int(requests); w.int(errors); w.int(slow); w.double(p99); w.double(gpuSeconds)
+            try w.run()
         }
     }
 

@@ -35,6 +35,7 @@ public final class Projector: Sendable {
         // @unchecked: reached only through `reading`, by one reading thread at a time.
         var causes: CauseResolver
         var cursor: (any EventCursor)?
+        var types = EventFacts.TypeNames()
     }
     private let chunk = Atomic<Int>(16_384)
 
@@ -123,7 +124,10 @@ public final class Projector: Sendable {
                     }
                     let cursor = state.cursor!
                     while cursor.nextOffset < target, let view = try cursor.next() {
-                        var facts = try EventFacts(view, parse: EventFacts.factTypes.contains(view.type))
+                        let (type, parse) = state.types.name(view.typeBytes)
+                        // The hash is read for the last event of a chunk only (the checkpoint's).
+                        let last = batch.events.count + 1 >= chunkSize || view.offset + 1 >= target
+                        var facts = try EventFacts(view, type: type, parse: parse, readHash: last)
                         facts.causeOffset = try state.causes.resolve(facts)
                         batch.postings.add(facts)
                         batch.events.append(facts)
@@ -145,7 +149,11 @@ public final class Projector: Sendable {
         defer { queue.cancel() }
         do {
             while let batch = try queue.take() {
-                guard let last = batch.events.last else { continue }
+                guard var last = batch.events.last else { continue }
+                if last.storedHash == nil { last.storedHash = try source.event(at: last.offset)?.envelope().hash }
+                guard last.storedHash != nil else {
+                    throw LedgerError(.corrupt, "projections: the event at offset \(last.offset) has no readable hash")
+                }
                 try store.pool.write { db in
                     for i in batch.events.indices { try writer.apply(db, batch.events[i]) }
                     try writer.flush(db, postings: batch.postings)
@@ -217,8 +225,8 @@ struct NSStringPath: ExpressibleByStringLiteral {
 /// its effect counts.
 struct CauseResolver {
     let source: any LogSource
-    private var recent: [EventID: Int64] = [:]
-    private var older: [EventID: Int64] = [:]
+    private var recent = KeyTable(capacity: CauseResolver.remembered)
+    private var older = KeyTable(capacity: 16)
     private var ids: (any IDLookup)?
     static let remembered = 1 << 18
 
@@ -227,12 +235,12 @@ struct CauseResolver {
     mutating func resolve(_ e: EventFacts) throws -> Int64? {
         if recent.count >= CauseResolver.remembered {
             older = recent
-            recent = [:]
-            recent.reserveCapacity(CauseResolver.remembered)
+            recent = KeyTable(capacity: CauseResolver.remembered)
         }
-        recent[e.id] = e.offset
+        recent.set(IndexKey(hi: e.id.high, lo: e.id.low), UInt64(e.offset))
         guard let cause = e.causationId else { return nil }
-        if let at = recent[cause] ?? older[cause] { return at < e.offset ? at : nil }
+        let key = IndexKey(hi: cause.high, lo: cause.low)
+        if let at = recent.lookup(key) ?? older.lookup(key) { return Int64(at) < e.offset ? Int64(at) : nil }
         if ids == nil { ids = try source.idLookup() }
         guard let at = try ids!.offset(of: cause), at < e.offset else { return nil }
         return at
