@@ -117,8 +117,16 @@ public final class EventReader {
 
     public init(source: any LogSource) { self.source = source }
 
+    /// The head as last asked: asking per event cost a reader of another process's log a
+    /// directory listing each time (three quarters of a 180,000-event audit trail).
+    private var knownHead: Int64 = 0
+
     public func event(at offset: Int64) throws -> StoredEvent? {
-        guard offset >= 0, offset < source.head else { return nil }
+        guard offset >= 0 else { return nil }
+        if offset >= knownHead {
+            knownHead = source.head
+            guard offset < knownHead else { return nil }
+        }
         let cursor = self.cursor ?? source.cursor(from: offset, end: nil, filter: .all)
         self.cursor = cursor
         cursor.seek(to: offset)

@@ -66,10 +66,25 @@ public enum Registry {
         }
 
         /// The gates on the promotion at `offset`, as of the query (nil: none gated it, or none has reported yet).
+        ///
+        /// A verdict is linked to its promotion by the promotion's offset (`audit_effects`), read
+        /// without touching the log. Only when some verdict's link was kept by id (projected
+        /// before links were kept by offset, or its promotion was not in the log before it) is
+        /// the promotion's id read from the log and those verdicts found by it as well.
         static func of(_ q: QueryContext, _ db: Database, promotionAt offset: Int64) throws -> GateStatus? {
-            guard let id = try q.envelope(offset)?.id else { return nil }
-            let rows = try Row.fetchAll(db, sql: "SELECT policy, policy_version, result, rules, offset, hash FROM gate_evaluations WHERE trigger_id = ? AND offset <= ? ORDER BY offset",
-                arguments: [id.description, q.last])
+            var rows = try Row.fetchAll(db, sql: """
+                SELECT g.policy, g.policy_version, g.result, g.rules, g.offset, g.hash FROM audit_effects c JOIN gate_evaluations g ON g.offset = c.effect_offset
+                WHERE c.cause_offset = ? AND g.offset <= ? ORDER BY g.offset
+                """, arguments: [offset, q.last])
+            let linkedByID = try Bool.fetchOne(db, sql: """
+                SELECT EXISTS (SELECT 1 FROM audit_causes c JOIN gate_evaluations g ON g.offset = c.effect_offset WHERE g.offset <= ?)
+                """, arguments: [q.last]) ?? false
+            if linkedByID, let id = try q.envelope(offset)?.id {
+                let known = Set(rows.map { $0[4] as Int64 })
+                rows += try Row.fetchAll(db, sql: "SELECT policy, policy_version, result, rules, offset, hash FROM gate_evaluations WHERE trigger_id = ? AND offset <= ? ORDER BY offset",
+                    arguments: [id.description, q.last]).filter { !known.contains($0[4] as Int64) }
+                rows.sort { ($0[4] as Int64) < ($1[4] as Int64) }
+            }
             guard !rows.isEmpty else { return nil }
             return GateStatus(verdicts: rows.map { r in
                 let rules = (try? JSONParser.parse(Array((r[3] as String).utf8)))?.arrayValue ?? []

@@ -117,6 +117,29 @@ import LedgerLog
             #expect(try event.envelope().hash == step.entry.hash)
         }
     }
+    /// A gate's verdict on an alias promotion is found through its link to the promotion: by the
+    /// promotion's offset, and — as projections built before links were kept by offset have them —
+    /// by the promotion's id; with neither link, no verdict.
+    @Test func aliasGatesFollowTheirLinkByOffsetOrByID() async throws {
+        let s = try ScenarioLog()
+        try await s.add(t("00:00"), "model.registered", ["model": "fraud", "team": "risk"])
+        try await version(s, "1", at: t("00:00"))
+        let promotion = try await s.add(t("01:00"), "model.alias.set", ["model": "fraud", "alias": "champion", "version": "1"])
+        let verdict = try await s.add(t("01:00"), "gate.evaluated", [
+            "policy": "production", "policyVersion": 1, "promotion": "model.alias.set", "subject": ["model": "fraud", "version": "1", "alias": "champion"],
+            "result": "denied", "rules": [["rule": "approval", "verdict": "missing", "reason": "no approval"]], "evidence": [],
+        ], actor: "processor:gate", causation: promotion.id)
+        func gate() throws -> String? { try Registry.models(try s.query()).first?.aliasHistory.first?.gate?.result }
+        #expect(try gate() == "denied")
+        // As a database projected before links were kept by offset holds it.
+        try await s.store.pool.write { db in
+            try db.execute(sql: "DELETE FROM audit_effects")
+            try db.execute(sql: "INSERT INTO audit_causes (cause_id, effect_offset) VALUES (?, ?)", arguments: [Data(promotion.id.bytes), verdict.offset])
+        }
+        #expect(try gate() == "denied")
+        try await s.store.pool.write { db in try db.execute(sql: "DELETE FROM audit_causes") }
+        #expect(try gate() == nil)
+    }
 }
 
 @Suite struct SLOTests {
@@ -183,4 +206,5 @@ import LedgerLog
         #expect(try SLOStatus.all(try s.query()).first?.openAlerts.isEmpty == true)
         #expect(try SLOStatus.all(try s.query(.offset(opened.offset))).first?.openAlerts.count == 1)
     }
+
 }
