@@ -190,7 +190,7 @@ public final class LogCursor: EventCursor {
     private var header: BatchHeader?
     private var recordPosition = 0
     private var recordOffset: Int64 = 0
-    /// Positioned from an index point, before the wanted offset's batch.
+    /// Past a batch wholly before the wanted offset: stepping over the next ones by headers.
     private var seeking = false
 
     init(set: SegmentSet, from: Int64, end: Int64?, filter: EventFilter) {
@@ -251,13 +251,13 @@ public final class LogCursor: EventCursor {
             segment = s
             let rel = UInt32(clamping: nextOffset - s.baseOffset)
             position = Int64(s.snapshot.index.floor(relativeOffset: rel)?.position ?? 0)
-            seeking = true
         }
         while let segment {
             let size = try FileIO.size(segment.fd, segment.logPath)
-            // From the index point to the wanted offset (the index of a segment still being
-            // written, as another process sees it, may be far behind), batches wholly before it
-            // are stepped over by their headers: never returned, so not read or checked.
+            // When the batch at the index point lies wholly before the wanted offset (the index of
+            // a segment still being written, as another process sees it, may be far behind), the
+            // batches up to it are stepped over by their headers: never returned, so not read or
+            // checked. (The batch at the index point itself usually holds the offset: read whole.)
             if seeking {
                 if let h = try segment.readHeader(at: position, fileSize: size), h.nextOffset <= nextOffset {
                     position += Int64(h.totalSize)
@@ -270,6 +270,7 @@ public final class LogCursor: EventCursor {
             case .batch(let h):
                 if h.nextOffset <= nextOffset {
                     position += Int64(h.totalSize)
+                    seeking = true
                     continue
                 }
                 if h.baseOffset >= limit { return false }
