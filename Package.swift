@@ -158,7 +158,7 @@ let package = Package(
         ),
 
         // What the test targets share: scratch directories, the seeded generator, child processes.
-        .target(name: "LedgerTestSupport", path: "Tests/LedgerTestSupport", swiftSettings: strict),
+        .target(name: "LedgerTestSupport", dependencies: ["LedgerSimulator"], path: "Tests/LedgerTestSupport", swiftSettings: strict),
         .target(name: "CFuzzDriver"),
         .executableTarget(
             name: "ledger-fuzz", dependencies: ["LedgerCore", "LedgerLog", "CFuzzDriver"], swiftSettings: fuzzed,

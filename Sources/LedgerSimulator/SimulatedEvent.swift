@@ -36,10 +36,13 @@ public struct SimulatedEvent: Sendable {
     }
 }
 
-/// SplitMix64: small, fast and seedable; the whole simulation is a function of its seed.
+/// SplitMix64: small, fast and seedable; the whole simulation is a function of its seed. The
+/// package's one seeded generator: the tests' `SeededGenerator` is this one started at its seed.
 public struct SeededRandom: RandomNumberGenerator, Sendable {
-    var state: UInt64
+    public private(set) var state: UInt64
     public init(seed: UInt64) { state = seed ^ 0x5DEE_CE66_D1CE_4E5B }
+    /// Started at `state` as it is (the simulator's `init(seed:)` mixes its seed in first).
+    public init(state: UInt64) { self.state = state }
     public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state

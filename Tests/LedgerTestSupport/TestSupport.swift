@@ -1,4 +1,5 @@
 public import Foundation
+import LedgerSimulator
 
 /// What every test target shares: scratch directories, a seeded generator, the `ledger`
 /// executable and child processes.
@@ -17,15 +18,17 @@ public final class TemporaryDirectory: @unchecked Sendable {
     deinit { try? FileManager.default.removeItem(atPath: path) }
 }
 
-/// SplitMix64: the one seeded generator of the tests. A randomised test takes its seed from
+/// The seeded generator of the tests: the simulator's SplitMix64 (`SeededRandom`) started at the
+/// seed, plus where the seed comes from. A randomised test takes its seed from
 /// `LEDGER_TEST_SEED` when set (to re-run a failure), else from its default, and names the seed
 /// in every failure message.
 public struct SeededGenerator: RandomNumberGenerator, Sendable {
-    public private(set) var state: UInt64
+    private var random: SeededRandom
+    public var state: UInt64 { random.state }
     public let seed: UInt64
     public init(seed: UInt64) {
         self.seed = seed
-        state = seed
+        random = SeededRandom(state: seed)
     }
 
     /// `LEDGER_TEST_SEED` if set, else `fallback`.
@@ -34,13 +37,7 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable {
         self.init(seed: env ?? fallback)
     }
 
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    public mutating func next() -> UInt64 { random.next() }
 
     /// "seed N (re-run with LEDGER_TEST_SEED=N)": append it to failure messages.
     public var note: String { "seed \(seed) (re-run with LEDGER_TEST_SEED=\(seed))" }
