@@ -152,42 +152,20 @@ public enum Chargeback {
     /// by); nil when that has more than 18 decimals or does not fit.
     static func attoseconds(_ seconds: Double) -> Int128? {
         guard seconds.isFinite else { return nil }
-        var mantissa: Int128 = 0
-        var fraction = 0  // digits after the point
-        var exponent = 0
-        var negative = false
-        var inFraction = false
-        var text = seconds.description  // "59.18", "1e-07", "1.2345e+20"
-        let parsed: Bool = text.withUTF8 { bytes in
-            var i = 0
-            if i < bytes.count && bytes[i] == UInt8(ascii: "-") { negative = true; i += 1 }
-            while i < bytes.count {
-                let c = bytes[i]
-                if c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9") {
-                    mantissa = mantissa * 10 + Int128(c - UInt8(ascii: "0"))
-                    if inFraction { fraction += 1 }
-                } else if c == UInt8(ascii: ".") {
-                    inFraction = true
-                } else if c == UInt8(ascii: "e") || c == UInt8(ascii: "E") {
-                    guard let e = Int(String(decoding: bytes[(i + 1)...], as: UTF8.self)) else { return false }
-                    exponent = e
-                    break
-                } else {
-                    return false
-                }
-                i += 1
-            }
-            return true
-        }
-        let shift = 18 + exponent - fraction
-        guard parsed, shift >= 0, shift <= 38 else { return nil }
-        var value = mantissa
+        guard seconds != 0 else { return 0 }
+        var digits: [UInt8] = []
+        var exponent = 0  // seconds = 0.digits × 10^exponent
+        CanonicalJSON.shortestDigits(of: abs(seconds), digits: &digits, exponent: &exponent)
+        let shift = 18 + exponent - digits.count
+        guard shift >= 0, shift <= 38 else { return nil }
+        var value: Int128 = 0
+        for d in digits { value = value * 10 + Int128(d - UInt8(ascii: "0")) }  // at most 17 digits
         for _ in 0..<shift {
             let (next, overflow) = value.multipliedReportingOverflow(by: 10)
             guard !overflow else { return nil }
             value = next
         }
-        return negative ? -value : value
+        return seconds < 0 ? -value : value
     }
 
     /// The facts a report over [from, to) needs, as known at the query's prefix.

@@ -95,11 +95,13 @@ public final class Projector: Sendable {
     private func catchUp(writer: FactWriter, to end: Int64?, progress: ((Int64) -> Void)?) throws -> ProjectionStore.Checkpoint {
         guard !closed.load(ordering: .acquiring) else { throw LedgerError(.closed, "the projector is closed") }
         var checkpoint = try store.checkpoint()
-        // A checkpoint this projector committed itself was checked when its events were read.
-        if writerAt != checkpoint.nextOffset { try verifyCheckpoint(checkpoint) }
+        // A checkpoint this projector committed itself was checked when its events were read,
+        // and its in-memory state is that checkpoint's.
+        let inSync = writerAt == checkpoint.nextOffset
+        if !inSync { try verifyCheckpoint(checkpoint) }
         let target = end ?? source.head
         guard checkpoint.nextOffset < target else { return checkpoint }
-        if writerAt != checkpoint.nextOffset {
+        if !inSync {
             writerAt = nil
             try store.pool.writeWithoutTransaction { db in try writer.load(db) }
         }
@@ -167,14 +169,11 @@ public final class Projector: Sendable {
                 writerAt = checkpoint.nextOffset
                 progress?(checkpoint.nextOffset)
             }
-        } catch let error as DatabaseError {
+        } catch {
             // A failed transaction rolled back: reload the in-memory state before any retry.
             writerAt = nil
             try? store.pool.writeWithoutTransaction { db in try writer.load(db) }
-            throw LedgerError(.io, "projections: \(error.message ?? "\(error)")")
-        } catch {
-            writerAt = nil
-            try? store.pool.writeWithoutTransaction { db in try writer.load(db) }
+            if let error = error as? DatabaseError { throw LedgerError(.io, "projections: \(error.message ?? "\(error)")") }
             throw error
         }
         return checkpoint
@@ -225,7 +224,7 @@ struct NSStringPath: ExpressibleByStringLiteral {
 /// its effect counts.
 struct CauseResolver {
     let source: any LogSource
-    private var recent = KeyTable(capacity: CauseResolver.remembered)
+    private var recent = KeyTable()
     private var older = KeyTable(capacity: 16)
     private var ids: (any IDLookup)?
     static let remembered = 1 << 18
@@ -235,7 +234,7 @@ struct CauseResolver {
     mutating func resolve(_ e: EventFacts) throws -> Int64? {
         if recent.count >= CauseResolver.remembered {
             older = recent
-            recent = KeyTable(capacity: CauseResolver.remembered)
+            recent = KeyTable()
         }
         recent.set(IndexKey(hi: e.id.high, lo: e.id.low), UInt64(e.offset))
         guard let cause = e.causationId else { return nil }

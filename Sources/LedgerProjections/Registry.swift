@@ -65,20 +65,25 @@ public enum Registry {
             })]
         }
 
+        /// Whether some verdict of the query's prefix is linked to its promotion by id only
+        /// (projected before links were kept by offset, or its promotion was not in the log
+        /// before it): asked once per query, passed to ``of(_:_:promotionAt:linkedByID:)``.
+        static func linkedByID(_ q: QueryContext, _ db: Database) throws -> Bool {
+            try Bool.fetchOne(db, sql: """
+                SELECT EXISTS (SELECT 1 FROM audit_causes c JOIN gate_evaluations g ON g.offset = c.effect_offset WHERE g.offset <= ?)
+                """, arguments: [q.last]) ?? false
+        }
+
         /// The gates on the promotion at `offset`, as of the query (nil: none gated it, or none has reported yet).
         ///
         /// A verdict is linked to its promotion by the promotion's offset (`audit_effects`), read
-        /// without touching the log. Only when some verdict's link was kept by id (projected
-        /// before links were kept by offset, or its promotion was not in the log before it) is
-        /// the promotion's id read from the log and those verdicts found by it as well.
-        static func of(_ q: QueryContext, _ db: Database, promotionAt offset: Int64) throws -> GateStatus? {
+        /// without touching the log. Only when some verdict's link was kept by id is the
+        /// promotion's id read from the log and those verdicts found by it as well.
+        static func of(_ q: QueryContext, _ db: Database, promotionAt offset: Int64, linkedByID: Bool) throws -> GateStatus? {
             var rows = try Row.fetchAll(db, sql: """
                 SELECT g.policy, g.policy_version, g.result, g.rules, g.offset, g.hash FROM audit_effects c JOIN gate_evaluations g ON g.offset = c.effect_offset
                 WHERE c.cause_offset = ? AND g.offset <= ? ORDER BY g.offset
                 """, arguments: [offset, q.last])
-            let linkedByID = try Bool.fetchOne(db, sql: """
-                SELECT EXISTS (SELECT 1 FROM audit_causes c JOIN gate_evaluations g ON g.offset = c.effect_offset WHERE g.offset <= ?)
-                """, arguments: [q.last]) ?? false
             if linkedByID, let id = try q.envelope(offset)?.id {
                 let known = Set(rows.map { $0[4] as Int64 })
                 rows += try Row.fetchAll(db, sql: "SELECT policy, policy_version, result, rules, offset, hash FROM gate_evaluations WHERE trigger_id = ? AND offset <= ? ORDER BY offset",
@@ -173,6 +178,7 @@ public enum Registry {
     public static func models(_ q: QueryContext, only name: String? = nil) throws -> [Model] {
         try q.read { db in
             var out: [Model] = []
+            let linkedByID = try GateStatus.linkedByID(q, db)
             let modelRows = try Row.fetchAll(db, sql: """
                 SELECT model, team, description FROM models m WHERE offset <= ? AND (? IS NULL OR model = ?)
                 AND offset = (SELECT MAX(offset) FROM models n WHERE n.model = m.model AND n.offset <= ?) ORDER BY model
@@ -182,7 +188,7 @@ public enum Registry {
                 var m = Model(model: model, team: row[1], description: row[2], versions: [], aliases: [], aliasHistory: [])
                 for a in try Row.fetchAll(db, sql: "SELECT alias, version, actor, time, offset, hash FROM model_aliases WHERE model = ? AND offset <= ? ORDER BY offset", arguments: [model, q.last]) {
                     let version: String? = a[1]
-                    let gate = version == nil ? nil : try GateStatus.of(q, db, promotionAt: a[4])
+                    let gate = version == nil ? nil : try GateStatus.of(q, db, promotionAt: a[4], linkedByID: linkedByID)
                     m.aliasHistory.append(AliasChange(alias: a[0], version: version, actor: a[2], time: a[3], offset: a[4], hash: a[5], gate: gate))
                 }
                 var current: [String: String] = [:]
@@ -251,7 +257,8 @@ public enum Registry {
                 byName[name] = d
             }
             var out = byName.values.sorted { $0.deployment < $1.deployment }
-            for i in out.indices { out[i].gate = try GateStatus.of(q, db, promotionAt: out[i].gatedOffset) }
+            let linkedByID = try GateStatus.linkedByID(q, db)
+            for i in out.indices { out[i].gate = try GateStatus.of(q, db, promotionAt: out[i].gatedOffset, linkedByID: linkedByID) }
             return out
         }
     }

@@ -143,9 +143,8 @@ struct BenchReplay: AsyncParsableCommand {
                 // As `ledger serve` runs it: in the writer's process, woken by its head signal.
                 let projector = try Projector(store: store, source: log)
                 projector.chunkSize = chunk
-                var at: Int64 = 0
                 while !clock.stopping {
-                    at = try projector.catchUp { offset in clock.visible(offset, at: monotonicSeconds()) }.nextOffset
+                    let at = try projector.catchUp { offset in clock.visible(offset, at: monotonicSeconds()) }.nextOffset
                     _ = log.waitForHead(beyond: at, timeout: 0.05)
                 }
                 clock.finished()
@@ -219,7 +218,6 @@ final class LagClock: @unchecked Sendable {
     init(events: Int) {
         submittedAt = [Double](repeating: .nan, count: events)
         appendLatencies.reserveCapacity(events)
-        visibleAt.reserveCapacity(events)
     }
     private var _visibleHead: Int64 = 0
     private var _stopping = false

@@ -24,6 +24,14 @@ import LedgerSimulator
         return s
     }
 
+    /// A simulated platform of `days` days, the query over it and its days' bounds (the
+    /// simulation starts at midnight of 2026-11-23).
+    static func simulatedDays(seed: UInt64, days: Int) async throws -> (ScenarioLog, QueryContext, Timestamp, Timestamp) {
+        let s = try await simulate(seed: seed, days: days)
+        let start = Timestamp("2026-11-23T00:00:00.000Z")!
+        return (s, try s.query(), start, start.adding(milliseconds: Int64(days) * 86_400_000))
+    }
+
     /// ∫ capacity(t) × rate(t) dt per (gpuType, day), from the raw events.
     static func capacityCost(_ log: SegmentLog, from: Int64, to: Int64) throws -> [String: Decimal] {
         var capacity: [String: [(Int64, Int)]] = [:]  // gpuType → (instant, Δ GPUs)
@@ -73,10 +81,7 @@ import LedgerSimulator
     @Test(arguments: [1, 7, 42, 1234, 99999] as [UInt64])
     func allocatedPlusIdleIsCapacityTimesPrice(seed: UInt64) async throws {
         let days = 2
-        let s = try await Self.simulate(seed: seed, days: days)
-        let start = Timestamp("2026-11-23T00:00:00.000Z")!
-        let end = start.adding(milliseconds: Int64(days) * 86_400_000)
-        let q = try s.query()
+        let (s, q, start, end) = try await Self.simulatedDays(seed: seed, days: days)
         let report = try Chargeback.report(q, Chargeback.Options(from: start, to: end, groupBy: [.gpuType, .day]))
         let expected = try Self.capacityCost(s.log, from: start.milliseconds, to: end.milliseconds)
         var checked = 0
@@ -102,10 +107,7 @@ import LedgerSimulator
     @Test(arguments: [7, 1234] as [UInt64])
     func aLaterStartReadsTheSameLinesForItsDays(seed: UInt64) async throws {
         let days = 3
-        let s = try await Self.simulate(seed: seed, days: days)
-        let start = Timestamp("2026-11-23T00:00:00.000Z")!
-        let end = start.adding(milliseconds: Int64(days) * 86_400_000)
-        let q = try s.query()
+        let (s, q, start, end) = try await Self.simulatedDays(seed: seed, days: days)
         let whole = try Chargeback.report(q, Chargeback.Options(from: start, to: end, groupBy: [.team, .gpuType, .project, .model, .day]))
         var spanning = 0
         for day in 1..<days {

@@ -68,7 +68,7 @@ extension CanonicalJSON {
 
     /// The shortest round-trip decimal digits of a positive finite `value` (no leading or
     /// trailing zeros) and the exponent `n` with value = 0.digits × 10^n.
-    static func shortestDigits(of value: Double, digits: inout [UInt8], exponent: inout Int) {
+    public static func shortestDigits(of value: Double, digits: inout [UInt8], exponent: inout Int) {
         var text = value.description  // e.g. "123.456", "1e-07", "1.2345e+20", "5e-324"
         text.withUTF8 { bytes in
             var mantissaEnd = bytes.count
