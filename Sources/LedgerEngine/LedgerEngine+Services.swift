@@ -46,9 +46,13 @@ public struct ProcessorService: Service {
     public func run() async throws {
         guard let engine = engine.take() else { throw LedgerError(.internal, "the processor service runs once") }
         let logger = engine.options.logger
+        // The rounds run on the background threads, below the priority of appends and
+        // subscriptions (their child tasks follow the preference).
+        let executor = BlockingPool.background
+        engine.runner?.executor = executor
         for await _ in engine.log.headUpdates().cancelOnGracefulShutdown() {
             do {
-                try await engine.decide()
+                _ = try await withTaskExecutorPreference(executor) { try await engine.decide() }
             } catch {
                 logger.critical("the processors stopped: \(LedgerError.wrap(error).description)")
                 throw error
@@ -77,11 +81,16 @@ public struct ProjectorService: Service {
     let metrics: EngineMetrics?
     let logger: Logger
     let interval: Duration
+    /// The catch-ups' thread, below the priority of appends and subscriptions (the projector's
+    /// reading thread, started from it, inherits its priority).
+    let pool = BlockingPool(name: "ledger-projector", threads: 1, nice: BlockingPool.backgroundNice)
 
     public func run() async throws {
         for await _ in log.headUpdates().cancelOnGracefulShutdown() {
             // Up to the head as it is now (not the value that woke us: it may be old).
-            let checkpoint = try await projector.catchUp(to: log.head)
+            let head = log.head
+            let projector = self.projector
+            let checkpoint = try await pool.run { try projector.catchUp(to: head, progress: nil) }
             metrics?.projectionLag.record(max(0, log.head - checkpoint.nextOffset))
             // Small transactions when caught up, but not one per group commit under load.
             try? await Task.sleep(for: interval)

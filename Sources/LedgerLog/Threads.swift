@@ -32,10 +32,32 @@ public func startThread(name: String, _ body: @escaping @Sendable () -> Void) {
 @_silgen_name("pthread_setname_np")
 private func setThreadName(_ thread: pthread_t, _ name: UnsafePointer<CChar>) -> Int32
 
+/// glibc's gettid (the Glibc module does not export it).
+@_silgen_name("gettid")
+private func currentThreadID() -> Int32
+
+/// Lowers the calling OS thread's scheduling priority to `nice` (Linux: a nice value is per
+/// thread; threads it starts inherit it). Raising it back needs privileges, so this is for
+/// threads that do background work for their whole life. Returns whether it took effect.
+@discardableResult
+public func lowerThreadPriority(nice: Int32) -> Bool {
+    setpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(currentThreadID()), nice) == 0
+}
+
+/// The calling OS thread's nice value.
+public func threadPriority() -> Int32 {
+    getpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(currentThreadID()))
+}
+
 /// A few long-lived threads that run blocking work for async callers: opening and closing a log,
 /// snapshots, SQLite transactions, reads of segment files. `run` suspends the caller (it never
 /// blocks a cooperative thread) and resumes it with the result.
-public final class BlockingPool: Sendable {
+///
+/// A pool is also a `TaskExecutor`: async work given it as its preference
+/// (`withTaskExecutorPreference`) runs on its threads instead of the cooperative pool. The
+/// server runs its background folds so — the processors on ``background`` — at a lower
+/// priority than the threads that answer requests and deliver to subscribers.
+public final class BlockingPool: TaskExecutor, Sendable {
     private struct Job {
         var body: @Sendable () -> Void
     }
@@ -49,10 +71,20 @@ public final class BlockingPool: Sendable {
     /// The pool the engine and the server share (4 threads: blocking work is short).
     public static let shared = BlockingPool(name: "ledger-blocking", threads: 4)
 
-    public init(name: String, threads: Int) {
+    /// A server's processors (their rounds as async work with this pool as executor
+    /// preference): one thread per core at nice ``backgroundNice``. Under load the threads that
+    /// take appends and deliver to subscribers run first and the folds take the CPU left over;
+    /// they read the log, so falling behind for a moment loses nothing and costs no memory.
+    public static let background = BlockingPool(name: "ledger-bg", threads: 2, nice: backgroundNice)
+    /// The nice value of a server's background folds (the processors, the projector).
+    public static let backgroundNice: Int32 = 5
+
+    /// - Parameter nice: the threads' nice value (0: the process's own priority).
+    public init(name: String, threads: Int, nice: Int32 = 0) {
         self.threads = max(1, threads)
         for i in 0..<self.threads {
             startThread(name: "\(name)-\(i)") { [queue] in
+                if nice > 0 { lowerThreadPriority(nice: nice) }
                 while true {
                     let job: Job = queue.wait(until: { $0.head < $0.jobs.count }) { q in
                         let job = q.jobs[q.head]
@@ -78,6 +110,13 @@ public final class BlockingPool: Sendable {
             let job = Job { continuation.resume(with: Result { try body() }) }
             queue.update { q in q.jobs.append(job) }
         }
+    }
+
+    /// Runs an async job on one of the pool's threads (the `TaskExecutor` requirement).
+    public func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        let executor = asUnownedTaskExecutor()
+        queue.update { q in q.jobs.append(Job { job.runSynchronously(on: executor) }) }
     }
 
     /// Non-throwing form of ``run(_:)``.

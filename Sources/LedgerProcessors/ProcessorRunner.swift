@@ -147,7 +147,7 @@ public final class ProcessorRunner {
             if nextEnd - high >= parallelMinimum, maxEvents.map({ folded + (high - low) < $0 }) ?? true {
                 let log = self.log
                 let from = high
-                ahead = ReadAhead(range: from..<nextEnd, task: Task.detached {
+                ahead = ReadAhead(range: from..<nextEnd, task: Task.detached(executorPreference: executor) {
                     var next = DecodedSlice()
                     try next.read(log.cursor(from: from, end: nextEnd, filter: .all), from: from, to: nextEnd, masks: masks)
                     return next
@@ -288,6 +288,10 @@ public final class ProcessorRunner {
     /// event-by-event rounds): starting tasks would cost more than it saves. (The tests set it
     /// out of reach to compare the two ways of running a round.)
     public var parallelMinimum: Int64 = 1024
+
+    /// Where the rounds' side work (the read-ahead) runs: the executor the caller's rounds
+    /// prefer (the server: ``BlockingPool/background``); nil: the cooperative pool.
+    public var executor: (any TaskExecutor)?
 
     /// A slice being read and decoded on another core.
     struct ReadAhead {

@@ -39,6 +39,14 @@ public final class Projector: Sendable {
     }
     private let chunk = Atomic<Int>(16_384)
 
+    private let bulk = Atomic<Int64>(50_000)
+    /// A catch-up from offset 0 to at least this many events builds the secondary indexes once at
+    /// its end instead of row by row (tests lower it).
+    var bulkMinimum: Int64 {
+        get { bulk.load(ordering: .relaxed) }
+        set { bulk.store(newValue, ordering: .relaxed) }
+    }
+
     /// Events per transaction.
     public var chunkSize: Int {
         get { chunk.load(ordering: .relaxed) }
@@ -105,6 +113,10 @@ public final class Projector: Sendable {
             writerAt = nil
             try store.pool.writeWithoutTransaction { db in try writer.load(db) }
         }
+        // A build from offset 0 (a rebuild, a first projection of a long log) builds the
+        // secondary indexes once at the end; nothing can read these projections before then.
+        let bulk = checkpoint.nextOffset == 0 && target >= bulkMinimum
+        if bulk { try store.pool.write { db in try ProjectionSchema.deferIndexes(db) } }
         // Two threads: this one applies and commits; a reader decodes the next chunk meanwhile.
         let queue = ChunkQueue()
         let source = self.source
@@ -169,6 +181,8 @@ public final class Projector: Sendable {
                 writerAt = checkpoint.nextOffset
                 progress?(checkpoint.nextOffset)
             }
+            // The indexes a build from offset 0 deferred (this one, or one cut short earlier).
+            try store.pool.write { db in try ProjectionSchema.restoreIndexes(db) }
         } catch {
             // A failed transaction rolled back: reload the in-memory state before any retry.
             writerAt = nil

@@ -3,6 +3,7 @@ import Testing
 import LedgerCore
 import LedgerLog
 import LedgerSimulator
+import GRDB
 @testable import LedgerProjections
 
 @Suite struct ProjectorTests {
@@ -26,7 +27,11 @@ import LedgerSimulator
         let other = TemporaryDirectory()
         let fresh = try ProjectionStore(path: other.path + "/fresh.sqlite")
         let rebuilt = try Projector(store: fresh, source: s.log)
+        // Built in bulk: the secondary indexes dropped at the start and built at the end.
+        rebuilt.bulkMinimum = 1
         try await rebuilt.rebuild()
+        #expect(try Self.indexes(fresh) == Self.indexes(store))
+        #expect(try Self.indexes(fresh).count >= 15)
         let rebuiltDump = try fresh.dump()
         if rebuiltDump != incremental {
             let a = incremental.split(separator: "\n")
@@ -39,6 +44,40 @@ import LedgerSimulator
         #expect(rebuiltDump == incremental)
         #expect(try store.checkpoint().nextOffset == head)
         #expect(incremental.count > 100_000)
+    }
+
+    /// The secondary indexes of a store, name and SQL, and how many indexes a bulk build left deferred.
+    static func indexes(_ store: ProjectionStore) throws -> [String] {
+        try store.pool.read { db in
+            try String.fetchAll(db, sql: "SELECT name || ': ' || sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY name")
+                + String.fetchAll(db, sql: "SELECT 'deferred ' || name FROM deferred_indexes ORDER BY name")
+        }
+    }
+
+    /// A bulk build cut short (killed after some transactions) leaves its indexes dropped and
+    /// listed; whichever catch-up comes next creates them, and answers are those of a build that
+    /// was never cut.
+    @Test func indexesOfABulkBuildCutShortAreBuiltByTheNextCatchUp() async throws {
+        let s = try await ReconciliationTests.simulate(seed: 4, days: 1)
+        let store = try ProjectionStore(dataDirectory: s.dir.path)
+        let projector = try Projector(store: store, source: s.log)
+        try await projector.catchUp(to: s.log.head / 3)
+        let complete = try Self.indexes(store)
+        // The state a killed bulk build leaves: indexes dropped, remembered, rows and checkpoint of its last transaction.
+        try await store.pool.write { db in try ProjectionSchema.deferIndexes(db) }
+        let cut = try Self.indexes(store)
+        #expect(cut.allSatisfy { $0.hasPrefix("deferred ") })
+        #expect(cut.count == complete.count)
+        projector.close()
+        let next = try Projector(store: store, source: s.log)
+        try await next.catchUp(to: s.log.head / 2)
+        #expect(try Self.indexes(store) == complete)
+        // The planner uses them again.
+        let plan = try await store.pool.read { db in
+            try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN SELECT * FROM serving_windows WHERE deployment = 'x' AND window_end > 0")
+                .map { $0["detail"] as String }.joined()
+        }
+        #expect(plan.contains("windows_by_deployment"))
     }
 
     /// Answers for past points do not change when later events arrive.
