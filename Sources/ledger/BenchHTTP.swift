@@ -289,6 +289,8 @@ struct BenchHTTP: AsyncParsableCommand {
         var rssTrace: [(Double, Int64)] = [(0, rssStart)]
         let appended = Atomic<Int>(0)
         let failures = Atomic<Int>(0)
+        // Each request's own round trip (durable acknowledgement), part of append-to-delivery.
+        let acks = SampleTable(count: total / perRequest + 1024)
         for a in 0..<appenders {
             startThread(name: "bench-append") {
                 guard let conn = try? HTTPConnection(port: port) else { return }
@@ -305,6 +307,7 @@ struct BenchHTTP: AsyncParsableCommand {
                         failures.add(1, ordering: .relaxed)
                         continue
                     }
+                    acks.set((k - 1) * appenders + a, monotonicSeconds() - sent)
                     // Offsets from the acknowledgement; the send time is what latency counts from.
                     for offset in SSEIDScanner.offsets(inAppendResponse: response) where offset % sampleEvery == 0 {
                         sendTimes.set(Int(offset / sampleEvery), sent)
@@ -342,7 +345,12 @@ struct BenchHTTP: AsyncParsableCommand {
         let delivered = Latencies(seconds: latencies)
         func p(_ q: Double) -> String { delivered.ms(q) + " ms" }
         let elapsed = Double(sseSeconds)
-        Terminal.line("sse: \(subscribers) subscribers at the head, serving windows of 20 deployments appended at \(Format.count(Int64(Double(appended.load(ordering: .relaxed)) / elapsed))) events/s for \(sseSeconds) s with the processors and projections running (\(failures.load(ordering: .relaxed)) failed requests): append-to-delivery p50 \(p(0.5)), p99 \(p(0.99)), max \(p(1.0)) over \(Format.count(Int64(latencies.count))) sampled deliveries (\(missing) not delivered); target p99 < 20 ms")
+        let running = serverArgument.contains("--no-processors")
+            ? (serverArgument.contains("--no-projections") ? "without processors or projections" : "with the projections running")
+            : (serverArgument.contains("--no-projections") ? "with the processors running" : "with the processors and projections running")
+        let ackLatencies = Latencies(seconds: acks.snapshot().filter { $0 > 0 })
+        Terminal.line("sse: \(subscribers) subscribers at the head, serving windows of 20 deployments appended at \(Format.count(Int64(Double(appended.load(ordering: .relaxed)) / elapsed))) events/s for \(sseSeconds) s \(running) (\(failures.load(ordering: .relaxed)) failed requests): append-to-delivery p50 \(p(0.5)), p99 \(p(0.99)), max \(p(1.0)) over \(Format.count(Int64(latencies.count))) sampled deliveries (\(missing) not delivered); target p99 < 20 ms")
+        Terminal.line("    of which the append's own durable acknowledgement: p50 \(ackLatencies.ms(0.5)) ms, p99 \(ackLatencies.ms(0.99)) ms over \(Format.count(Int64(ackLatencies.count))) requests of \(perRequest) events")
         Terminal.line("    server RSS: " + rssTrace.map { "\(Int($0.0)) s \(Format.bytes($0.1))" }.joined(separator: ", "))
         Terminal.flush()
     }
