@@ -36,27 +36,54 @@ struct EventFacts: Sendable {
 
     var data: JSONObject { envelope?.data ?? JSONObject() }
 
-    init(_ view: RecordView, parse: Bool) throws {
-        try self.init(view, type: view.type, parse: parse, readHash: true)
+    /// An event with only its record's fields (tests of what is derived from them).
+    init(offset: Int64, id: EventID, time: Int64, stream: String, type: String, actor: String, causationId: EventID? = nil) {
+        self.offset = offset
+        self.id = id
+        self.time = time
+        self.stream = stream
+        self.type = type
+        self.actor = actor
+        self.causationId = causationId
     }
 
-    /// With the record's type already read as a string (the projector's reader interns them).
-    init(_ view: RecordView, type: String, parse: Bool, readHash: Bool) throws {
+    init(_ view: RecordView, parse: Bool) throws {
+        var names = TypeNames()
+        try self.init(view, type: view.type, parse: parse, readHash: true, names: &names)
+    }
+
+    /// With the record's type already read as a string, and the actor made a string through
+    /// `names` (the projector's reader interns both). The hash only with `readHash` or when the
+    /// envelope is parsed anyway.
+    init(_ view: RecordView, type: String, parse: Bool, readHash: Bool, names: inout TypeNames) throws {
         offset = view.offset
         id = view.id
         time = view.time.milliseconds
         stream = view.stream
         self.type = type
-        (actor, causationId) = EventFacts.leadingMembers(view.json)
+        (actor, causationId) = EventFacts.leadingMembers(view.json, names: &names)
         hot = parse ? EventFacts.hotFacts(type, view.json) : nil
         envelope = parse && hot == nil ? try view.envelope().upcast() : nil  // read as the newest version
-        storedHash = envelope?.hash ?? view.storedHash
+        storedHash = envelope?.hash ?? (readHash ? view.storedHash : nil)
     }
 
-    /// Type names read from records, each made a string once: a reader sees a few dozen types
-    /// millions of times.
+    /// Type names and actors read from records, each made a string once: a reader sees a few
+    /// dozen of each millions of times.
     struct TypeNames {
         private var entries: [(bytes: [UInt8], name: String, facts: Bool)] = []
+        private var actors: [(bytes: [UInt8], name: String)] = []
+
+        /// The actor's name (a shared string when it is one of the first 64 seen).
+        mutating func actor(_ bytes: UnsafeRawBufferPointer) -> String {
+            for e in actors where e.bytes.count == bytes.count {
+                if bytes.isEmpty || e.bytes.withUnsafeBytes({ memcmp($0.baseAddress!, bytes.baseAddress!, bytes.count) == 0 }) {
+                    return e.name
+                }
+            }
+            let name = String(decoding: bytes, as: UTF8.self)
+            if actors.count < 64 { actors.append((Array(bytes), name)) }
+            return name
+        }
 
         /// The type's name and whether the projections read its data.
         mutating func name(_ bytes: UnsafeRawBufferPointer) -> (String, Bool) {
@@ -93,12 +120,13 @@ struct EventFacts: Sendable {
 
     /// `{"actor":"…"[,"causationId":"…"]`: the canonical JSON of an envelope always begins so
     /// (members sorted; principals and ids contain nothing to escape).
-    static func leadingMembers(_ json: UnsafeRawBufferPointer) -> (String, EventID?) {
-        let prefix = Array("{\"actor\":\"".utf8)
-        guard json.count > prefix.count, json.starts(with: prefix) else { return ("", nil) }
-        var i = prefix.count
+    static func leadingMembers(_ json: UnsafeRawBufferPointer, names: inout TypeNames) -> (String, EventID?) {
+        let prefix: StaticString = "{\"actor\":\""
+        let prefixCount = prefix.utf8CodeUnitCount
+        guard json.count > prefixCount, memcmp(json.baseAddress!, prefix.utf8Start, prefixCount) == 0 else { return ("", nil) }
+        var i = prefixCount
         while i < json.count && json[i] != 0x22 { i += 1 }
-        let actor = String(decoding: UnsafeRawBufferPointer(rebasing: json[prefix.count..<i]), as: UTF8.self)
+        let actor = names.actor(UnsafeRawBufferPointer(rebasing: json[prefixCount..<i]))
         let causation = Array(",\"causationId\":\"".utf8)
         let start = i + 1
         guard json.count >= start + causation.count + 36,

@@ -399,7 +399,7 @@ final class FactWriter {
         for (day, offset, time) in pendingClosings { try run(st.dayClosed, [.int(day), .int(offset), .int(time)]) }
         pendingClosings = []
         // In a fixed order, so that a rebuild writes the same rows the same way.
-        for (k, bytes) in postings.entries.sorted(by: { ($0.key.kind, $0.key.bucket, $0.key.key) < ($1.key.kind, $1.key.bucket, $1.key.key) }) {
+        for (k, bytes) in postings.all.sorted(by: { ($0.key.kind, $0.key.bucket, $0.key.key) < ($1.key.kind, $1.key.bucket, $1.key.key) }) {
             st.posting.text(FactWriter.postingKinds[Int(k.kind)])
             st.posting.text(k.key)
             st.posting.int(k.bucket)
@@ -418,20 +418,64 @@ struct Postings: Sendable {
         var key: String
         var bucket: Int64
     }
-    var entries: [Key: [UInt8]] = [:]
+    /// Every posting list of the chunk but those of the current bucket's frequent keys.
+    private(set) var entries: [Key: [UInt8]] = [:]
+    /// The current bucket's lists of actors, categories and types (kinds 0, 2, 3): a platform
+    /// has a few dozen of each, which recur in every event, so they are found by a short scan
+    /// (the same string storage compares at once) instead of hashing the string four times an
+    /// event. Moved into `entries` when the bucket changes and by ``finish()``.
+    private var recent: [[(name: String, offsets: [UInt8])]] = [[], [], [], []]
+    private var recentBucket: Int64 = -1
+    private static let recentLimit = 32
 
     mutating func add(_ e: EventFacts) {
-        post(0, e.actor, e.offset)
-        post(1, e.stream, e.offset)
-        post(2, String(StreamName.category(of: e.stream)), e.offset)
-        post(3, e.type, e.offset)
+        let bucket = e.offset / FactWriter.bucketSize
+        let relative = UInt16(e.offset - bucket * FactWriter.bucketSize)
+        if bucket != recentBucket {
+            finish()
+            recentBucket = bucket
+        }
+        postRecent(0, e.actor, bucket, relative)
+        Postings.append(relative, to: &entries[Key(kind: 1, key: e.stream, bucket: bucket), default: []])
+        postRecent(2, String(StreamName.category(of: e.stream)), bucket, relative)
+        postRecent(3, e.type, bucket, relative)
     }
 
     @inline(__always)
-    private mutating func post(_ kind: UInt8, _ key: String, _ offset: Int64) {
-        let bucket = offset / FactWriter.bucketSize
-        let relative = UInt16(offset - bucket * FactWriter.bucketSize)
-        Postings.append(relative, to: &entries[Key(kind: kind, key: key, bucket: bucket), default: []])
+    private mutating func postRecent(_ kind: Int, _ key: String, _ bucket: Int64, _ relative: UInt16) {
+        for i in recent[kind].indices where recent[kind][i].name == key {
+            Postings.append(relative, to: &recent[kind][i].offsets)
+            return
+        }
+        if recent[kind].count < Postings.recentLimit {
+            var offsets: [UInt8] = []
+            offsets.reserveCapacity(64)
+            Postings.append(relative, to: &offsets)
+            recent[kind].append((key, offsets))
+        } else {
+            Postings.append(relative, to: &entries[Key(kind: UInt8(kind), key: key, bucket: bucket), default: []])
+        }
+    }
+
+    /// Moves the current bucket's frequent lists into `entries` (the reader calls it before it
+    /// hands a chunk over; ``all`` gives the same lists either way).
+    mutating func finish() {
+        for kind in recent.indices {
+            for (name, offsets) in recent[kind] {
+                // Anything already there for this key and bucket came before (a key that did not
+                // fit, or an earlier finish within the bucket): lists stay in offset order.
+                entries[Key(kind: UInt8(kind), key: name, bucket: recentBucket), default: []] += offsets
+            }
+            recent[kind].removeAll(keepingCapacity: true)
+        }
+    }
+
+    /// Every list of the chunk.
+    var all: [Key: [UInt8]] {
+        guard recent.contains(where: { !$0.isEmpty }) else { return entries }
+        var copy = self
+        copy.finish()
+        return copy.entries
     }
 
     @inline(__always)
@@ -439,4 +483,5 @@ struct Postings: Sendable {
         offsets.append(UInt8(relative & 0xFF))
         offsets.append(UInt8(relative >> 8))
     }
+
 }

@@ -141,11 +141,12 @@ public final class Projector: Sendable {
                         let (type, parse) = state.types.name(view.typeBytes)
                         // The hash is read for the last event of a chunk only (the checkpoint's).
                         let last = batch.events.count + 1 >= chunkSize || view.offset + 1 >= target
-                        var facts = try EventFacts(view, type: type, parse: parse, readHash: last)
+                        var facts = try EventFacts(view, type: type, parse: parse, readHash: last, names: &state.types)
                         facts.causeOffset = try state.causes.resolve(facts)
                         batch.postings.add(facts)
                         batch.events.append(facts)
                         if batch.events.count >= chunkSize {
+                            batch.postings.finish()
                             guard queue.put(batch) else { return false }
                             batch = Chunk()
                             batch.events.reserveCapacity(chunkSize)
@@ -154,7 +155,10 @@ public final class Projector: Sendable {
                     return true
                 }
                 guard completed else { return }
-                if !batch.events.isEmpty { _ = queue.put(batch) }
+                if !batch.events.isEmpty {
+                    batch.postings.finish()
+                    _ = queue.put(batch)
+                }
                 queue.finish(nil)
             } catch {
                 queue.finish(LedgerError.wrap(error))

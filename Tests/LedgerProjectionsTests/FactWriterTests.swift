@@ -4,6 +4,7 @@ import GRDB
 @testable import LedgerCore
 import LedgerLog
 @testable import LedgerProjections
+import LedgerTestSupport
 
 /// What the projector does with events it cannot apply, with transactions that roll back, and with
 /// schema-valid but surprising sequences.
@@ -165,5 +166,36 @@ import LedgerLog
             }
         }
         #expect(try small.dump() == (try s.store.dump()), "\(rng.note)")
+    }
+
+    /// A chunk's posting lists, however they are gathered (frequent keys apart, the rest hashed),
+    /// are exactly the offsets of each key and bucket in offset order: checked against a plain
+    /// dictionary on random chunks with more distinct actors, categories and types than the
+    /// frequent lists hold, over several buckets.
+    @Test func postingListsAreEveryOffsetOfEachKeyInOrder() {
+        var random = SeededGenerator(defaultSeed: 17)
+        for round in 0..<20 {
+            var postings = Postings()
+            var expected: [Postings.Key: [UInt8]] = [:]
+            var offset = Int64.random(in: 0..<100_000, using: &random)
+            let distinct = Int.random(in: 1...60, using: &random)
+            for _ in 0..<Int.random(in: 1...12_000, using: &random) {
+                offset += Int64.random(in: 1...3, using: &random)
+                let e = EventFacts(
+                    offset: offset, id: EventID.random(), time: 0,
+                    stream: "c\(Int.random(in: 0..<distinct, using: &random))-\(Int.random(in: 0..<200, using: &random))",
+                    type: "t.x\(Int.random(in: 0..<distinct, using: &random))", actor: "user:u\(Int.random(in: 0..<distinct, using: &random))")
+                postings.add(e)
+                let bucket = offset / FactWriter.bucketSize
+                let relative = UInt16(offset - bucket * FactWriter.bucketSize)
+                for (kind, key) in [(0, e.actor), (1, e.stream), (2, String(e.stream.prefix { $0 != "-" })), (3, e.type)] {
+                    expected[Postings.Key(kind: UInt8(kind), key: key, bucket: bucket), default: []] += [UInt8(relative & 0xFF), UInt8(relative >> 8)]
+                }
+                if Int.random(in: 0..<5000, using: &random) == 0 { postings.finish() }
+            }
+            #expect(postings.all == expected, "round \(round), \(random.note)")
+            postings.finish()
+            #expect(postings.entries == expected, "round \(round), \(random.note)")
+        }
     }
 }

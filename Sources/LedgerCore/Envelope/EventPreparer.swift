@@ -177,5 +177,9 @@ public enum StreamName {
     }
 
     /// The category of a stream: the text before its first `-`.
-    public static func category(of stream: String) -> Substring { stream.prefix { $0 != "-" } }
+    public static func category(of stream: String) -> Substring {
+        // By bytes: stream names are ASCII, and a search by Character would break graphemes.
+        guard let dash = stream.utf8.firstIndex(of: 0x2D) else { return stream[...] }
+        return stream[..<dash]
+    }
 }
