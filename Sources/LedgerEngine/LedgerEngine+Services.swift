@@ -82,15 +82,15 @@ public struct ProjectorService: Service {
     let logger: Logger
     let interval: Duration
     /// The catch-ups' thread, below the priority of appends and subscriptions (the projector's
-    /// reading thread, started from it, inherits its priority).
-    let pool = BlockingPool(name: "ledger-projector", threads: 1, nice: BlockingPool.backgroundNice)
+    /// reading thread, started from it, inherits its priority); one for the process.
+    static let pool = BlockingPool(name: "ledger-projector", threads: 1, nice: BlockingPool.backgroundNice)
 
     public func run() async throws {
         for await _ in log.headUpdates().cancelOnGracefulShutdown() {
             // Up to the head as it is now (not the value that woke us: it may be old).
             let head = log.head
             let projector = self.projector
-            let checkpoint = try await pool.run { try projector.catchUp(to: head, progress: nil) }
+            let checkpoint = try await Self.pool.run { try projector.catchUp(to: head, progress: nil) }
             metrics?.projectionLag.record(max(0, log.head - checkpoint.nextOffset))
             // Small transactions when caught up, but not one per group commit under load.
             try? await Task.sleep(for: interval)

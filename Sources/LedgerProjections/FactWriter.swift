@@ -32,6 +32,14 @@ final class FactWriter {
     final class Statements {
         let anomaly, cause, effect, posting, dataset, model, version, evaluation, approval, archive, alias, deployment, drift: HotStatement
         let capacityOpen, capacityClose, price, job, allocationOpen, allocationClose, window, slo, sloAlert, dayClosed, gate: HotStatement
+        /// The two most frequent rows, ``FactWriter/rowsPerInsert`` at a time.
+        let windows, effects: HotStatement
+
+        /// `(?, ?), (?, ?), …`: `count` rows of `columns` placeholders.
+        static func rows(_ count: Int, columns: Int) -> String {
+            let row = "(" + Array(repeating: "?", count: columns).joined(separator: ", ") + ")"
+            return Array(repeating: row, count: count).joined(separator: ", ")
+        }
 
         init(_ db: Database) throws {
             anomaly = try HotStatement(db, "INSERT OR IGNORE INTO anomalies (offset, projection, type, message) VALUES (?, ?, ?, ?)")
@@ -57,6 +65,8 @@ final class FactWriter {
             allocationOpen = try HotStatement(db, "INSERT INTO allocations VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL)")
             allocationClose = try HotStatement(db, "UPDATE allocations SET release_offset = ?, end_time = ? WHERE offset = ?")
             window = try HotStatement(db, "INSERT INTO serving_windows VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+            windows = try HotStatement(db, "INSERT INTO serving_windows VALUES " + Statements.rows(FactWriter.rowsPerInsert, columns: 10))
+            effects = try HotStatement(db, "INSERT OR IGNORE INTO audit_effects (cause_offset, effect_offset) VALUES " + Statements.rows(FactWriter.rowsPerInsert, columns: 2))
             slo = try HotStatement(db, "INSERT INTO slos VALUES (?, ?, ?, ?, ?, ?, ?)")
             sloAlert = try HotStatement(db, "INSERT INTO slo_alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
             dayClosed = try HotStatement(db, "INSERT INTO days_closed VALUES (?, ?, ?)")
@@ -111,6 +121,8 @@ final class FactWriter {
         }
         // What a rolled-back transaction had gathered is gone with it.
         pendingClosings = []
+        pendingWindows = []
+        pendingEffects = []
         prepared = try Statements(db)
     }
 
@@ -143,13 +155,72 @@ final class FactWriter {
         static func i(_ v: Int?) -> Value { .int(v.map(Int64.init)) }
     }
 
+    /// Serving windows and causation links — most of the rows of a busy platform's log — are
+    /// inserted this many to a statement (SQLite's work per statement, not per row, is then
+    /// shared), the rest one by one when the transaction's rows are flushed. Nothing reads
+    /// either table while events are applied.
+    static let rowsPerInsert = 32
+
+    struct WindowRow {
+        var offset: Int64
+        var deployment: String
+        var version: String?
+        var start, end: Int64
+        var requests, errors: Int
+        var slow: Int?
+        var p99, gpuSeconds: Double?
+
+        func bind(_ w: HotStatement) {
+            w.int(offset); w.text(deployment); w.text(version); w.int(start); w.int(end); w.int(requests); w.int(errors); w.int(slow); w.double(p99); w.double(gpuSeconds)
+        }
+    }
+    private var pendingWindows: [WindowRow] = []
+    private var pendingEffects: [(cause: Int64, effect: Int64)] = []
+
+    /// Inserts the buffered windows and links: full groups through the multi-row statements, and
+    /// with `all` the rest one by one.
+    private func insertPending(all: Bool) throws {
+        let st = try statements()
+        let n = FactWriter.rowsPerInsert
+        var i = 0
+        while pendingWindows.count - i >= n {
+            for row in pendingWindows[i..<(i + n)] { row.bind(st.windows) }
+            try st.windows.run()
+            i += n
+        }
+        if all {
+            for row in pendingWindows[i...] {
+                row.bind(st.window)
+                try st.window.run()
+            }
+            i = pendingWindows.count
+        }
+        pendingWindows.removeFirst(i)
+        i = 0
+        while pendingEffects.count - i >= n {
+            for link in pendingEffects[i..<(i + n)] {
+                st.effects.int(link.cause)
+                st.effects.int(link.effect)
+            }
+            try st.effects.run()
+            i += n
+        }
+        if all {
+            for link in pendingEffects[i...] {
+                st.effect.int(link.cause)
+                st.effect.int(link.effect)
+                try st.effect.run()
+            }
+            i = pendingEffects.count
+        }
+        pendingEffects.removeFirst(i)
+    }
+
     func apply(_ db: Database, _ e: EventFacts) throws {
         closeDays(db, e)
         if let at = e.causeOffset {
-            let st = try statements().effect
-            st.int(at)
-            st.int(e.offset)
-            try st.run()
+            pendingEffects.append((at, e.offset))
+            if pendingEffects.count >= FactWriter.rowsPerInsert { try insertPending(all: false) }
         } else if let cause = e.causationId {
             let st = try statements().cause
             st.blob(cause.bytes)
@@ -356,9 +427,8 @@ final class FactWriter {
             if !deployments.contains(deployment) {
                 try anomaly(db, e, "slo", "serving window of unknown deployment \(deployment)")
             }
-            let w = st.window
-            w.int(e.offset); w.text(deployment); w.text(version); w.int(start); w.int(end); w.int(requests); w.int(errors); w.int(slow); w.double(p99); w.double(gpuSeconds)
-            try w.run()
+            pendingWindows.append(WindowRow(offset: e.offset, deployment: deployment, version: version, start: start, end: end, requests: requests, errors: errors, slow: slow, p99: p99, gpuSeconds: gpuSeconds))
+            if pendingWindows.count >= FactWriter.rowsPerInsert { try insertPending(all: false) }
         }
     }
 
@@ -395,6 +465,7 @@ final class FactWriter {
     /// Writes what was gathered since the last flush and the chunk's audit postings (called
     /// before each commit).
     func flush(_ db: Database, postings: Postings) throws {
+        try insertPending(all: true)
         let st = try statements()
         for (day, offset, time) in pendingClosings { try run(st.dayClosed, [.int(day), .int(offset), .int(time)]) }
         pendingClosings = []

@@ -168,6 +168,60 @@ import LedgerTestSupport
         #expect(try small.dump() == (try s.store.dump()), "\(rng.note)")
     }
 
+    /// Serving windows and causation links wait in memory to be inserted many to a statement; a
+    /// transaction that rolls back takes them with it. Applied again after the reload, each row is
+    /// there once (a window left over from the rolled-back transaction would be inserted twice: a
+    /// primary-key failure on every retry), and more rows than one statement takes come out whole.
+    @Test func windowsAndLinksOfARolledBackTransactionAreInsertedOnce() async throws {
+        let s = try ScenarioLog()
+        let count = FactWriter.rowsPerInsert * 2 + 5
+        var previous: EventID? = nil
+        for i in 0..<count {
+            let start = t("10:00", day: 0).replacingOccurrences(of: "10:00:00", with: String(format: "10:%02d:00", i % 60))
+            let id = EventID.random()
+            try await s.add(t("12:00"), "serving.window.observed", [
+                "deployment": "d1", "version": "1", "windowStart": .string(start), "windowEnd": .string(t("12:00")),
+                "requests": 10, "errors": 1, "p99Ms": 20,
+            ], causation: previous, id: id)
+            previous = id
+        }
+        let store = try ProjectionStore(dataDirectory: s.dir.path)
+        var facts: [EventFacts] = []
+        let cursor = s.log.cursor(from: 0, end: s.log.head, filter: .all)
+        while let view = try cursor.next() {
+            var f = try EventFacts(view, parse: true)
+            if view.offset > 0 { f.causeOffset = view.offset - 1 }
+            facts.append(f)
+        }
+        let (windows, links, distinct) = try Self.applyAfterARollback(store: store, facts: facts)
+        #expect(windows == count)
+        #expect(links == count - 1)
+        #expect(distinct == count - 1)
+    }
+
+    /// Applies `facts` in a transaction that rolls back, reloads, applies them again and commits;
+    /// returns the windows, the links and the links from each event to the one before.
+    static func applyAfterARollback(store: ProjectionStore, facts: [EventFacts]) throws -> (Int, Int, Int) {
+        let writer = FactWriter()
+        try store.pool.writeWithoutTransaction { db in try writer.load(db) }
+        struct Injected: Error {}
+        #expect(throws: Injected.self) {
+            try store.pool.write { db in
+                for e in facts { try writer.apply(db, e) }
+                throw Injected()
+            }
+        }
+        try store.pool.writeWithoutTransaction { db in try writer.load(db) }
+        try store.pool.write { db in
+            for e in facts { try writer.apply(db, e) }
+            try writer.flush(db, postings: Postings())
+        }
+        return try store.pool.read { db in
+            (try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM serving_windows")!, try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM audit_effects")!,
+             try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM audit_effects WHERE effect_offset = cause_offset + 1")!)
+        }
+    }
+
     /// A chunk's posting lists, however they are gathered (frequent keys apart, the rest hashed),
     /// are exactly the offsets of each key and bucket in offset order: checked against a plain
     /// dictionary on random chunks with more distinct actors, categories and types than the
