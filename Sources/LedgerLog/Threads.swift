@@ -104,11 +104,25 @@ public final class BlockingPool: TaskExecutor, Sendable {
         }
     }
 
-    /// Runs `body` on one of the pool's threads; the caller is suspended, not blocked.
+    /// Runs `body` on one of the pool's threads; the caller is suspended, not blocked. `body`
+    /// (and whatever it captured) is released before the caller resumes.
     public func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
-            let job = Job { continuation.resume(with: Result { try body() }) }
+            let once = Once(body)
+            let job = Job { continuation.resume(with: Result { try once.take()() }) }
             queue.update { q in q.jobs.append(job) }
+        }
+    }
+
+    /// A closure handed out once, so that the pool's thread does not hold it (and what it
+    /// captured, such as a projector and its lock) after it ran.
+    private final class Once<T>: @unchecked Sendable {
+        // @unchecked: taken exactly once, by the one thread that runs the job.
+        private var body: (@Sendable () throws -> T)?
+        init(_ body: @escaping @Sendable () throws -> T) { self.body = body }
+        func take() -> @Sendable () throws -> T {
+            defer { body = nil }
+            return body!
         }
     }
 
@@ -122,7 +136,8 @@ public final class BlockingPool: TaskExecutor, Sendable {
     /// Non-throwing form of ``run(_:)``.
     public func run<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         await withCheckedContinuation { (continuation: CheckedContinuation<T, Never>) in
-            queue.update { q in q.jobs.append(Job { continuation.resume(returning: body()) }) }
+            let once = Once<T>(body)
+            queue.update { q in q.jobs.append(Job { continuation.resume(returning: try! once.take()()) }) }
         }
     }
 

@@ -30,7 +30,15 @@ public final class Projector: Sendable {
     /// continues where it stopped, without seeking into the log again) and the causation ids of
     /// recently read events — a cache of facts of the immutable log, valid whatever happens to
     /// the projections.
-    private let reading: Mutex<ReadState>
+    ///
+    /// In a box of its own: the reading thread holds the box, not the projector, so a projector
+    /// dropped right after a catch-up releases the projections' lock at once even if its reading
+    /// thread has yet to return (a new projector opened next would otherwise find it locked).
+    private let reading: ReadingBox
+    final class ReadingBox: Sendable {
+        let state: Mutex<ReadState>
+        init(_ state: ReadState) { self.state = Mutex(state) }
+    }
     struct ReadState: @unchecked Sendable {
         // @unchecked: reached only through `reading`, by one reading thread at a time.
         var causes: CauseResolver
@@ -57,7 +65,7 @@ public final class Projector: Sendable {
         self.store = store
         self.source = source
         self.logger = logger
-        reading = Mutex(ReadState(causes: CauseResolver(source: source)))
+        reading = ReadingBox(ReadState(causes: CauseResolver(source: source)))
         let lockPath = NSStringPath(store.path).directory + "/LOCK"
         lockFD = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard lockFD >= 0 else { throw LedgerError(.io, "open \(lockPath): \(String(cString: strerror(errno)))") }
@@ -122,6 +130,7 @@ public final class Projector: Sendable {
         let source = self.source
         let from = checkpoint.nextOffset
         let chunkSize = self.chunkSize
+        let reading = self.reading
         startThread(name: "ledger-project") {
             // Each chunk's audit postings are gathered here too, off the applying thread, and
             // causation ids resolved to offsets.
@@ -130,7 +139,7 @@ public final class Projector: Sendable {
             do {
                 // Held while reading: a reader of an abandoned catch-up still finishing would
                 // otherwise share it with the next one's.
-                let completed: Bool = try self.reading.withLock { state in
+                let completed: Bool = try reading.state.withLock { state in
                     if let kept = state.cursor {
                         if kept.nextOffset != from { kept.seek(to: from) }
                     } else {
