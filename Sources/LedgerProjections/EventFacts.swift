@@ -75,23 +75,24 @@ struct EventFacts: Sendable {
 
         /// The actor's name (a shared string when it is one of the first 64 seen).
         mutating func actor(_ bytes: UnsafeRawBufferPointer) -> String {
-            for e in actors where e.bytes.count == bytes.count {
-                if bytes.isEmpty || e.bytes.withUnsafeBytes({ memcmp($0.baseAddress!, bytes.baseAddress!, bytes.count) == 0 }) {
-                    return e.name
-                }
-            }
+            if let i = TypeNames.index(of: bytes, in: actors.lazy.map(\.bytes)) { return actors[i].name }
             let name = String(decoding: bytes, as: UTF8.self)
             if actors.count < 64 { actors.append((Array(bytes), name)) }
             return name
         }
 
+        /// Where `bytes` is among the byte strings already seen.
+        @inline(__always)
+        private static func index(of bytes: UnsafeRawBufferPointer, in seen: some Collection<[UInt8]>) -> Int? {
+            for (i, e) in seen.enumerated() where e.count == bytes.count {
+                if bytes.isEmpty || e.withUnsafeBytes({ memcmp($0.baseAddress!, bytes.baseAddress!, bytes.count) == 0 }) { return i }
+            }
+            return nil
+        }
+
         /// The type's name and whether the projections read its data.
         mutating func name(_ bytes: UnsafeRawBufferPointer) -> (String, Bool) {
-            for e in entries where e.bytes.count == bytes.count {
-                if bytes.isEmpty || e.bytes.withUnsafeBytes({ memcmp($0.baseAddress!, bytes.baseAddress!, bytes.count) == 0 }) {
-                    return (e.name, e.facts)
-                }
-            }
+            if let i = TypeNames.index(of: bytes, in: entries.lazy.map(\.bytes)) { return (entries[i].name, entries[i].facts) }
             let name = String(decoding: bytes, as: UTF8.self)
             let facts = EventFacts.factTypes.contains(name)
             if entries.count < 256 { entries.append((Array(bytes), name, facts)) }

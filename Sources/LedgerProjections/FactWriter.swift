@@ -181,39 +181,32 @@ final class FactWriter {
     /// with `all` the rest one by one.
     private func insertPending(all: Bool) throws {
         let st = try statements()
-        let n = FactWriter.rowsPerInsert
+        try FactWriter.insert(&pendingWindows, all: all, group: st.windows, single: st.window) { row, s in row.bind(s) }
+        try FactWriter.insert(&pendingEffects, all: all, group: st.effects, single: st.effect) { link, s in
+            s.int(link.cause)
+            s.int(link.effect)
+        }
+    }
+
+    /// Inserts `rows` ``rowsPerInsert`` at a time through `group`, and with `all` the rest one
+    /// by one through `single`; removes what it inserted.
+    private static func insert<Row>(
+        _ rows: inout [Row], all: Bool, group: HotStatement, single: HotStatement, bind: (Row, HotStatement) -> Void
+    ) throws {
         var i = 0
-        while pendingWindows.count - i >= n {
-            for row in pendingWindows[i..<(i + n)] { row.bind(st.windows) }
-            try st.windows.run()
-            i += n
+        while rows.count - i >= rowsPerInsert {
+            for row in rows[i..<(i + rowsPerInsert)] { bind(row, group) }
+            try group.run()
+            i += rowsPerInsert
         }
         if all {
-            for row in pendingWindows[i...] {
-                row.bind(st.window)
-                try st.window.run()
+            for row in rows[i...] {
+                bind(row, single)
+                try single.run()
             }
-            i = pendingWindows.count
+            i = rows.count
         }
-        pendingWindows.removeFirst(i)
-        i = 0
-        while pendingEffects.count - i >= n {
-            for link in pendingEffects[i..<(i + n)] {
-                st.effects.int(link.cause)
-                st.effects.int(link.effect)
-            }
-            try st.effects.run()
-            i += n
-        }
-        if all {
-            for link in pendingEffects[i...] {
-                st.effect.int(link.cause)
-                st.effect.int(link.effect)
-                try st.effect.run()
-            }
-            i = pendingEffects.count
-        }
-        pendingEffects.removeFirst(i)
+        rows.removeFirst(i)
     }
 
     func apply(_ db: Database, _ e: EventFacts) throws {
