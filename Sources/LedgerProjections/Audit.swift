@@ -95,10 +95,8 @@ public enum Audit {
         while let (id, at) = frontier.popLast() {
             // Links by the cause's offset, and by id those whose cause was not resolved.
             let found = try q.read { db in
-                try Int64.fetchAll(db, sql: """
-                    SELECT effect_offset FROM audit_effects WHERE cause_offset = ? AND effect_offset <= ?
-                    UNION SELECT effect_offset FROM audit_causes WHERE cause_id = ? AND effect_offset <= ? ORDER BY 1
-                    """, arguments: [at, q.last, Data(id.bytes), q.last])
+                let byID = try Int64.fetchAll(db, sql: "SELECT effect_offset FROM audit_causes WHERE cause_id = ? AND effect_offset <= ?", arguments: [Data(id.bytes), q.last])
+                return Set(try EffectBlock.effects(db, of: at, last: q.last) + byID).sorted()
             }
             for next in found where !seen.contains(next) {
                 seen.insert(next)

@@ -171,11 +171,11 @@ public enum Chargeback {
     /// The facts a report over [from, to) needs, as known at the query's prefix.
     ///
     /// Times never decrease in the log, so the events of the range lie at or after `recent`,
-    /// the first offset whose time is at or after `from`: allocations and serving windows from
-    /// there to the prefix are read as one range of rows in offset order. What lies before it
-    /// and still counts — an allocation started earlier and released after `from` or never, a
-    /// window logged before `from` that ends within the range — is found through the indexes
-    /// (`allocations_by_end`, `windows_by_deployment`, which carry the offset). An allocation
+    /// the first offset whose time is at or after `from`: allocations from there to the prefix
+    /// are read as one range of rows in offset order. What lies before it and still counts — an
+    /// allocation started earlier and released after `from` or never — is found through
+    /// `allocations_by_end`, which carries the offset. Serving windows are read by the blocks
+    /// whose windowEnds reach the range (`window_blocks_by_end`). An allocation
     /// released after the prefix ended at or after the prefix's time, which is after `from`, so
     /// "ends after `from` or is still open" is the whole condition.
     static func loadFacts(_ q: QueryContext, from: Int64, to: Int64) throws -> Facts {
@@ -199,7 +199,7 @@ public enum Chargeback {
                     gpus: Int(row.int(3)), team: Chargeback.idleTeam, project: nil, model: nil, gpuType: gpuType))
             }
             try loadAllocations(db, into: &f, from: from, to: to, recent: recent, last: last)
-            try loadWindows(db, into: &f, from: from, to: to, recent: recent, last: last)
+            try loadWindows(db, into: &f, from: from, to: to, last: last)
             let closed = try HotStatement(db, "SELECT day, closed_offset FROM days_closed WHERE closed_offset <= ?")
             closed.int(last)
             try closed.rows { row in f.closed[row.int(0)] = row.int(1) }
@@ -245,7 +245,7 @@ public enum Chargeback {
 
     /// Serving windows that end within the range and carry GPU-seconds, each with the team,
     /// model and GPU type of its deployment as last created at or before it.
-    static func loadWindows(_ db: Database, into f: inout Facts, from: Int64, to: Int64, recent: Int64, last: Int64) throws {
+    static func loadWindows(_ db: Database, into f: inout Facts, from: Int64, to: Int64, last: Int64) throws {
         struct Created { var offset: Int64; var team, model, gpuType: String? }
         var created: [String: [Created]] = [:]
         let deployments = try HotStatement(db, "SELECT offset, deployment, team, model, gpu_type FROM deployment_events WHERE type = 'deployment.created' AND offset <= ? ORDER BY offset")
@@ -253,37 +253,19 @@ public enum Chargeback {
         try deployments.rows { row in
             created[row.text(1), default: []].append(Created(offset: row.int(0), team: row.optionalText(2), model: row.optionalText(3), gpuType: row.optionalText(4)))
         }
-        func add(_ row: RawRow) {
-            let offset = row.int(0)
-            let seconds = row.double(3)
+        // The blocks that can hold a window ending in the range with GPU-seconds, logged in the
+        // prefix; their rows filtered one by one.
+        let rows = try WindowBlock.rows(db, """
+            SELECT first_offset, deployment, rows FROM window_blocks
+            WHERE max_end >= ? AND min_end < ? AND first_offset <= ? AND gpu = 1
+            """, [from, to, last], last: last) { r in r.end >= from && r.end < to && (r.gpuSeconds ?? 0) > 0 }
+        for r in rows {
+            let seconds = r.gpuSeconds!
             let units = attoseconds(seconds)
-            let d = created[row.text(1)]?.last(where: { $0.offset <= offset })
-            f.windows.append(Window(offset: offset, end: row.int(2), gpuSeconds: units == nil ? decimal(seconds) : 0, gpuAttoseconds: units,
+            let d = created[r.deployment]?.last(where: { $0.offset <= r.offset })
+            f.windows.append(Window(offset: r.offset, end: r.end, gpuSeconds: units == nil ? decimal(seconds) : 0, gpuAttoseconds: units,
                 team: d?.team, model: d?.model, gpuType: d?.gpuType))
         }
-        // Windows logged before `recent`: per deployment (the index's distinct keys, skipped
-        // through), the offset checked in the index before a row is read.
-        var names: [String] = []
-        let distinct = try HotStatement(db, """
-            WITH RECURSIVE d(name) AS (SELECT MIN(deployment) FROM serving_windows
-                UNION ALL SELECT (SELECT MIN(deployment) FROM serving_windows WHERE deployment > d.name) FROM d WHERE d.name IS NOT NULL)
-            SELECT name FROM d WHERE name IS NOT NULL
-            """)
-        try distinct.rows { row in names.append(row.text(0)) }
-        let earlier = try HotStatement(db, """
-            SELECT offset, deployment, window_end, gpu_seconds FROM serving_windows
-            WHERE deployment = ? AND window_end >= ? AND window_end < ? AND offset < ? AND gpu_seconds > 0
-            """)
-        for name in names {
-            earlier.text(name); earlier.int(from); earlier.int(to); earlier.int(recent)
-            try earlier.rows(add)
-        }
-        let inRange = try HotStatement(db, """
-            SELECT offset, deployment, window_end, gpu_seconds FROM serving_windows
-            WHERE offset >= ? AND offset <= ? AND window_end >= ? AND window_end < ? AND gpu_seconds > 0
-            """)
-        inRange.int(recent); inRange.int(last); inRange.int(from); inRange.int(to)
-        try inRange.rows(add)
         f.windows.sort { $0.offset < $1.offset }
     }
 

@@ -30,21 +30,13 @@ final class FactWriter {
 
     /// The hot statements, prepared once per writer connection.
     final class Statements {
-        let anomaly, cause, effect, posting, dataset, model, version, evaluation, approval, archive, alias, deployment, drift: HotStatement
-        let capacityOpen, capacityClose, price, job, allocationOpen, allocationClose, window, slo, sloAlert, dayClosed, gate: HotStatement
-        /// The two most frequent rows, ``FactWriter/rowsPerInsert`` at a time.
-        let windows, effects: HotStatement
-
-        /// `(?, ?), (?, ?), …`: `count` rows of `columns` placeholders.
-        static func rows(_ count: Int, columns: Int) -> String {
-            let row = "(" + Array(repeating: "?", count: columns).joined(separator: ", ") + ")"
-            return Array(repeating: row, count: count).joined(separator: ", ")
-        }
+        let anomaly, cause, posting, dataset, model, version, evaluation, approval, archive, alias, deployment, drift: HotStatement
+        let capacityOpen, capacityClose, price, job, allocation, allocationClose, slo, sloAlert, dayClosed, gate: HotStatement
+        let windowBlock, effectBlock: HotStatement
 
         init(_ db: Database) throws {
             anomaly = try HotStatement(db, "INSERT OR IGNORE INTO anomalies (offset, projection, type, message) VALUES (?, ?, ?, ?)")
             cause = try HotStatement(db, "INSERT OR IGNORE INTO audit_causes (cause_id, effect_offset) VALUES (?, ?)")
-            effect = try HotStatement(db, "INSERT OR IGNORE INTO audit_effects (cause_offset, effect_offset) VALUES (?, ?)")
             posting = try HotStatement(db, """
                 INSERT INTO audit_postings (kind, key, bucket, offsets) VALUES (?, ?, ?, ?)
                 ON CONFLICT (kind, key, bucket) DO UPDATE SET offsets = CAST(offsets || excluded.offsets AS BLOB)
@@ -62,11 +54,10 @@ final class FactWriter {
             capacityClose = try HotStatement(db, "UPDATE capacity SET removed_offset = ?, removed_time = ? WHERE offset = ?")
             price = try HotStatement(db, "INSERT INTO prices VALUES (?, ?, ?, ?, ?, ?)")
             job = try HotStatement(db, "INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
-            allocationOpen = try HotStatement(db, "INSERT INTO allocations VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL)")
+            allocation = try HotStatement(db, "INSERT INTO allocations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
             allocationClose = try HotStatement(db, "UPDATE allocations SET release_offset = ?, end_time = ? WHERE offset = ?")
-            window = try HotStatement(db, "INSERT INTO serving_windows VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-            windows = try HotStatement(db, "INSERT INTO serving_windows VALUES " + Statements.rows(FactWriter.rowsPerInsert, columns: 10))
-            effects = try HotStatement(db, "INSERT OR IGNORE INTO audit_effects (cause_offset, effect_offset) VALUES " + Statements.rows(FactWriter.rowsPerInsert, columns: 2))
+            windowBlock = try HotStatement(db, "INSERT INTO window_blocks VALUES (?, ?, ?, ?, ?, ?, ?)")
+            effectBlock = try HotStatement(db, "INSERT INTO audit_effect_blocks VALUES (?, ?, ?)")
             slo = try HotStatement(db, "INSERT INTO slos VALUES (?, ?, ?, ?, ?, ?, ?)")
             sloAlert = try HotStatement(db, "INSERT INTO slo_alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
             dayClosed = try HotStatement(db, "INSERT INTO days_closed VALUES (?, ?, ?)")
@@ -123,6 +114,7 @@ final class FactWriter {
         pendingClosings = []
         pendingWindows = []
         pendingEffects = []
+        pendingAllocations = [:]
         prepared = try Statements(db)
     }
 
@@ -155,65 +147,67 @@ final class FactWriter {
         static func i(_ v: Int?) -> Value { .int(v.map(Int64.init)) }
     }
 
-    /// Serving windows and causation links — most of the rows of a busy platform's log — are
-    /// inserted this many to a statement (SQLite's work per statement, not per row, is then
-    /// shared), the rest one by one when the transaction's rows are flushed. Nothing reads
-    /// either table while events are applied.
-    static let rowsPerInsert = 32
-
-    struct WindowRow {
-        var offset: Int64
-        var deployment: String
-        var version: String?
-        var start, end: Int64
-        var requests, errors: Int
-        var slow: Int?
-        var p99, gpuSeconds: Double?
-
-        func bind(_ w: HotStatement) {
-            w.int(offset); w.text(deployment); w.text(version); w.int(start); w.int(end); w.int(requests); w.int(errors); w.int(slow); w.double(p99); w.double(gpuSeconds)
-        }
-    }
-    private var pendingWindows: [WindowRow] = []
+    /// Serving windows and causation links — two thirds of the rows of a busy platform's log —
+    /// are held until the transaction's flush and written packed (``WindowBlock``,
+    /// ``EffectBlock``): a row per deployment, and per bucket of causes, per transaction.
+    private var pendingWindows: [WindowBlock.Row] = []
     private var pendingEffects: [(cause: Int64, effect: Int64)] = []
+    /// Allocations opened in this transaction, by offset: one opened and released before the
+    /// flush is written once, complete, instead of inserted and then updated.
+    private var pendingAllocations: [Int64: AllocationRow] = [:]
 
-    /// Inserts the buffered windows and links: full groups through the multi-row statements, and
-    /// with `all` the rest one by one.
-    private func insertPending(all: Bool) throws {
-        let st = try statements()
-        try FactWriter.insert(&pendingWindows, all: all, group: st.windows, single: st.window) { row, s in row.bind(s) }
-        try FactWriter.insert(&pendingEffects, all: all, group: st.effects, single: st.effect) { link, s in
-            s.int(link.cause)
-            s.int(link.effect)
-        }
+    struct AllocationRow {
+        var offset: Int64
+        var job, node, gpuType: String
+        var gpus: Int
+        var team: String?
+        var start: Int64
+        var release: (offset: Int64, time: Int64)?
     }
 
-    /// Inserts `rows` ``rowsPerInsert`` at a time through `group`, and with `all` the rest one
-    /// by one through `single`; removes what it inserted.
-    private static func insert<Row>(
-        _ rows: inout [Row], all: Bool, group: HotStatement, single: HotStatement, bind: (Row, HotStatement) -> Void
-    ) throws {
-        var i = 0
-        while rows.count - i >= rowsPerInsert {
-            for row in rows[i..<(i + rowsPerInsert)] { bind(row, group) }
-            try group.run()
-            i += rowsPerInsert
-        }
-        if all {
-            for row in rows[i...] {
-                bind(row, single)
-                try single.run()
+    /// Writes the held windows, links and allocations.
+    private func insertPending(_ db: Database) throws {
+        let st = try statements()
+        if !pendingAllocations.isEmpty {
+            for a in pendingAllocations.values.sorted(by: { $0.offset < $1.offset }) {
+                let s = st.allocation
+                s.int(a.offset); s.text(a.job); s.text(a.node); s.text(a.gpuType); s.int(a.gpus); s.text(a.team); s.int(a.start)
+                s.int(a.release?.offset); s.int(a.release?.time)
+                try s.run()
             }
-            i = rows.count
+            pendingAllocations = [:]
         }
-        rows.removeFirst(i)
+        if !pendingWindows.isEmpty {
+            // Per deployment, in offset order (a stable grouping of rows already in offset order).
+            var order: [String: Int] = [:]
+            var groups: [[WindowBlock.Row]] = []
+            for w in pendingWindows {
+                if let i = order[w.deployment] { groups[i].append(w) } else {
+                    order[w.deployment] = groups.count
+                    groups.append([w])
+                }
+            }
+            for g in groups.sorted(by: { $0[0].offset < $1[0].offset }) { try WindowBlock.insert(db, g[...], statement: st.windowBlock) }
+            pendingWindows = []
+        }
+        if !pendingEffects.isEmpty {
+            pendingEffects.sort { ($0.cause, $0.effect) < ($1.cause, $1.effect) }
+            var start = 0
+            while start < pendingEffects.count {
+                let bucket = pendingEffects[start].cause / FactWriter.bucketSize
+                var end = start + 1
+                while end < pendingEffects.count && pendingEffects[end].cause / FactWriter.bucketSize == bucket { end += 1 }
+                try EffectBlock.insert(db, pendingEffects[start..<end], bucket: bucket, statement: st.effectBlock)
+                start = end
+            }
+            pendingEffects = []
+        }
     }
 
     func apply(_ db: Database, _ e: EventFacts) throws {
         closeDays(db, e)
         if let at = e.causeOffset {
             pendingEffects.append((at, e.offset))
-            if pendingEffects.count >= FactWriter.rowsPerInsert { try insertPending(all: false) }
         } else if let cause = e.causationId {
             let st = try statements().cause
             st.blob(cause.bytes)
@@ -396,9 +390,7 @@ final class FactWriter {
                 if openAllocations[key] != nil {
                     return try anomaly(db, e, "chargeback", "job \(job) allocated again on \(node) without a release; the first allocation stands")
                 }
-                let a = st.allocationOpen
-                a.int(e.offset); a.text(job); a.text(node); a.text(gpuType); a.int(gpus); a.text(team); a.int(e.time)
-                try a.run()
+                pendingAllocations[e.offset] = AllocationRow(offset: e.offset, job: job, node: node, gpuType: gpuType, gpus: gpus, team: team, start: e.time)
                 openAllocations[key] = (e.offset, gpuType, gpus)
                 allocated[gpuType, default: 0] += gpus
                 if allocated[gpuType, default: 0] > capacity[gpuType, default: 0] {
@@ -408,9 +400,13 @@ final class FactWriter {
                 guard let open = openAllocations.removeValue(forKey: key) else {
                     return try anomaly(db, e, "chargeback", "release of job \(job) on \(node) without an open allocation")
                 }
-                let c = st.allocationClose
-                c.int(e.offset); c.int(e.time); c.int(open.offset)
-                try c.run()
+                if pendingAllocations[open.offset] != nil {
+                    pendingAllocations[open.offset]!.release = (e.offset, e.time)
+                } else {
+                    let c = st.allocationClose
+                    c.int(e.offset); c.int(e.time); c.int(open.offset)
+                    try c.run()
+                }
                 allocated[open.gpuType, default: 0] -= open.gpus
             }
         case .window(let deployment, let version, let start, let end, let requests, let errors, let slow, let p99, let gpuSeconds):
@@ -420,8 +416,7 @@ final class FactWriter {
             if !deployments.contains(deployment) {
                 try anomaly(db, e, "slo", "serving window of unknown deployment \(deployment)")
             }
-            pendingWindows.append(WindowRow(offset: e.offset, deployment: deployment, version: version, start: start, end: end, requests: requests, errors: errors, slow: slow, p99: p99, gpuSeconds: gpuSeconds))
-            if pendingWindows.count >= FactWriter.rowsPerInsert { try insertPending(all: false) }
+            pendingWindows.append(WindowBlock.Row(offset: e.offset, deployment: deployment, version: version, start: start, end: end, requests: requests, errors: errors, slow: slow, p99: p99, gpuSeconds: gpuSeconds))
         }
     }
 
@@ -458,7 +453,7 @@ final class FactWriter {
     /// Writes what was gathered since the last flush and the chunk's audit postings (called
     /// before each commit).
     func flush(_ db: Database, postings: Postings) throws {
-        try insertPending(all: true)
+        try insertPending(db)
         let st = try statements()
         for (day, offset, time) in pendingClosings { try run(st.dayClosed, [.int(day), .int(offset), .int(time)]) }
         pendingClosings = []

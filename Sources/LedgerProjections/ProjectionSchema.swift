@@ -125,6 +125,40 @@ enum ProjectionSchema {
                 CREATE TABLE deferred_indexes (name TEXT PRIMARY KEY, sql TEXT NOT NULL);
                 """)
         }
+        migrator.registerMigration("v5: serving windows and causation links in blocks") { db in
+            try db.execute(sql: """
+                -- serving windows of one deployment written in one transaction, up to 512 to a row
+                -- (`WindowBlock`): the offsets and windowEnds they span, whether any carries
+                -- gpuSeconds, and the rows packed. A row per window was a third of a rebuild's rows.
+                CREATE TABLE window_blocks (first_offset INTEGER PRIMARY KEY, last_offset INTEGER NOT NULL, deployment TEXT NOT NULL,
+                    min_end INTEGER NOT NULL, max_end INTEGER NOT NULL, gpu INTEGER NOT NULL, rows BLOB NOT NULL);
+                CREATE INDEX window_blocks_by_deployment ON window_blocks (deployment, max_end);
+                CREATE INDEX window_blocks_by_end ON window_blocks (max_end);
+                -- causation links by the cause's offset, those of one bucket of 4096 causes written
+                -- in one transaction to a row (`EffectBlock`), keyed by the bucket and the smallest
+                -- effect offset of the block.
+                CREATE TABLE audit_effect_blocks (cause_bucket INTEGER NOT NULL, first_effect INTEGER NOT NULL, links BLOB NOT NULL,
+                    PRIMARY KEY (cause_bucket, first_effect)) WITHOUT ROWID;
+                """)
+            // The rows of the tables they replace, packed.
+            var windows: [String: [WindowBlock.Row]] = [:]
+            for r in try Row.fetchAll(db, sql: "SELECT offset, deployment, version, window_start, window_end, requests, errors, slow, p99_ms, gpu_seconds FROM serving_windows ORDER BY offset") {
+                let row = WindowBlock.Row(offset: r[0], deployment: r[1], version: r[2], start: r[3], end: r[4], requests: r[5], errors: r[6], slow: r[7], p99: r[8], gpuSeconds: r[9])
+                windows[row.deployment, default: []].append(row)
+            }
+            for rows in windows.values { try WindowBlock.insert(db, rows[...]) }
+            var links: [Int64: [(cause: Int64, effect: Int64)]] = [:]
+            for r in try Row.fetchAll(db, sql: "SELECT cause_offset, effect_offset FROM audit_effects ORDER BY cause_offset, effect_offset") {
+                let cause: Int64 = r[0]
+                links[cause / FactWriter.bucketSize, default: []].append((cause, r[1]))
+            }
+            for (bucket, pairs) in links { try EffectBlock.insert(db, pairs[...], bucket: bucket) }
+            try db.execute(sql: """
+                DROP TABLE serving_windows;
+                DROP TABLE audit_effects;
+                DELETE FROM deferred_indexes WHERE name = 'windows_by_deployment';
+                """)
+        }
         return migrator
     }
 
@@ -156,10 +190,10 @@ enum ProjectionSchema {
     /// Tables and the column they are ordered by, for dumps (a rebuilt projection must dump the same).
     static let tables: [(String, String)] = [
         ("checkpoints", "projection"), ("anomalies", "offset, projection, message"), ("audit_postings", "kind, key, bucket"),
-        ("audit_causes", "cause_id, effect_offset"), ("audit_effects", "cause_offset, effect_offset"), ("models", "offset"), ("model_versions", "offset"), ("model_evaluations", "offset"),
+        ("audit_causes", "cause_id, effect_offset"), ("audit_effect_blocks", "cause_bucket, first_effect"), ("models", "offset"), ("model_versions", "offset"), ("model_evaluations", "offset"),
         ("model_approvals", "offset"), ("model_aliases", "offset"), ("model_archives", "offset"), ("datasets", "offset"),
         ("deployment_events", "offset"), ("drift_alerts", "offset"), ("jobs", "offset"), ("capacity", "offset"), ("prices", "offset"),
-        ("allocations", "offset"), ("days_closed", "day"), ("serving_windows", "offset"), ("slos", "offset"), ("slo_alerts", "offset"),
+        ("allocations", "offset"), ("days_closed", "day"), ("window_blocks", "first_offset"), ("slos", "offset"), ("slo_alerts", "offset"),
         ("gate_evaluations", "offset"),
     ]
 }

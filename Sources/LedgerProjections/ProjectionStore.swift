@@ -66,8 +66,16 @@ public final class ProjectionStore: Sendable {
             var out = ""
             for (table, order) in ProjectionSchema.tables {
                 out += "## \(table)\n"
-                for row in try Row.fetchAll(db, sql: "SELECT * FROM \(table) ORDER BY \(order)") {
-                    out += row.description + "\n"
+                switch table {
+                case "window_blocks":
+                    // The rows packed, whatever the blocks (they depend on where transactions ended).
+                    for r in try WindowBlock.all(db) { out += "\(r)\n" }
+                case "audit_effect_blocks":
+                    for link in try EffectBlock.all(db) { out += "\(link.cause) -> \(link.effect)\n" }
+                default:
+                    for row in try Row.fetchAll(db, sql: "SELECT * FROM \(table) ORDER BY \(order)") {
+                        out += row.description + "\n"
+                    }
                 }
             }
             return out

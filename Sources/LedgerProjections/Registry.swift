@@ -76,14 +76,15 @@ public enum Registry {
 
         /// The gates on the promotion at `offset`, as of the query (nil: none gated it, or none has reported yet).
         ///
-        /// A verdict is linked to its promotion by the promotion's offset (`audit_effects`), read
+        /// A verdict is linked to its promotion by the promotion's offset (`audit_effect_blocks`), read
         /// without touching the log. Only when some verdict's link was kept by id is the
         /// promotion's id read from the log and those verdicts found by it as well.
         static func of(_ q: QueryContext, _ db: Database, promotionAt offset: Int64, linkedByID: Bool) throws -> GateStatus? {
-            var rows = try Row.fetchAll(db, sql: """
-                SELECT g.policy, g.policy_version, g.result, g.rules, g.offset, g.hash FROM audit_effects c JOIN gate_evaluations g ON g.offset = c.effect_offset
-                WHERE c.cause_offset = ? AND g.offset <= ? ORDER BY g.offset
-                """, arguments: [offset, q.last])
+            let effects = try EffectBlock.effects(db, of: offset, last: q.last)
+            var rows = effects.isEmpty ? [] : try Row.fetchAll(db, sql: """
+                SELECT policy, policy_version, result, rules, offset, hash FROM gate_evaluations
+                WHERE offset IN (\(effects.map(String.init).joined(separator: ", "))) ORDER BY offset
+                """)
             if linkedByID, let id = try q.envelope(offset)?.id {
                 let known = Set(rows.map { $0[4] as Int64 })
                 rows += try Row.fetchAll(db, sql: "SELECT policy, policy_version, result, rules, offset, hash FROM gate_evaluations WHERE trigger_id = ? AND offset <= ? ORDER BY offset",

@@ -71,20 +71,26 @@ public enum SLOStatus {
                 let objective: Double = d[2]
                 let periodDays: Int = d[3]
                 let sli: String = d[4]
-                let now = try Int64.fetchOne(db, sql: "SELECT MAX(window_end) FROM serving_windows WHERE deployment = ? AND offset <= ?", arguments: [deployment, q.last])
+                // The latest windowEnd: whole blocks at or below the prefix by their bounds, the
+                // blocks it cuts through row by row.
+                var now = try Int64.fetchOne(db, sql: "SELECT MAX(max_end) FROM window_blocks WHERE deployment = ? AND last_offset <= ?", arguments: [deployment, q.last])
+                for r in try WindowBlock.rows(db, "SELECT first_offset, deployment, rows FROM window_blocks WHERE deployment = ? AND first_offset <= ? AND last_offset > ?",
+                    [deployment, q.last, q.last], last: q.last) {
+                    now = max(now ?? r.end, r.end)
+                }
                 var status = Status(slo: slo, deployment: deployment, sli: sli, objective: objective, periodDays: periodDays, now: now, total: 0, good: 0, budgetRemaining: nil, burnRates: windows.map { ($0.0, nil) }, openAlerts: [])
                 if let now {
                     let period = Int64(periodDays) * 86_400_000
                     // Observations attributed by windowEnd, in (now − period, now].
-                    let rows = try Row.fetchAll(db, sql: """
-                        SELECT window_end, requests, errors, slow FROM serving_windows
-                        WHERE deployment = ? AND window_end > ? AND window_end <= ? AND offset <= ?
-                        """, arguments: [deployment, now - period, now, q.last])
+                    let rows = try WindowBlock.rows(db, """
+                        SELECT first_offset, deployment, rows FROM window_blocks
+                        WHERE deployment = ? AND max_end > ? AND min_end <= ? AND first_offset <= ?
+                        """, [deployment, now - period, now, q.last], last: q.last) { $0.end > now - period && $0.end <= now }
                     var perWindow = windows.map { _ in (Int64(0), Int64(0)) }  // (total, bad)
                     for r in rows {
-                        let end: Int64 = r[0]
-                        let requests: Int64 = r[1]
-                        let bad: Int64 = sli == "latency" ? (r[3] as Int64?) ?? 0 : r[2]
+                        let end = r.end
+                        let requests = Int64(r.requests)
+                        let bad = Int64(sli == "latency" ? r.slow ?? 0 : r.errors)
                         status.total += requests
                         status.good += requests - min(requests, bad)
                         for (i, w) in windows.enumerated() where end > now - w.1 {

@@ -168,13 +168,13 @@ import LedgerTestSupport
         #expect(try small.dump() == (try s.store.dump()), "\(rng.note)")
     }
 
-    /// Serving windows and causation links wait in memory to be inserted many to a statement; a
+    /// Serving windows and causation links wait in memory to be written in blocks at the flush; a
     /// transaction that rolls back takes them with it. Applied again after the reload, each row is
-    /// there once (a window left over from the rolled-back transaction would be inserted twice: a
-    /// primary-key failure on every retry), and more rows than one statement takes come out whole.
-    @Test func windowsAndLinksOfARolledBackTransactionAreInsertedOnce() async throws {
+    /// there once (a window left over from the rolled-back transaction would be written twice),
+    /// and more windows than one block takes come out whole.
+    @Test func windowsAndLinksOfARolledBackTransactionAreWrittenOnce() async throws {
         let s = try ScenarioLog()
-        let count = FactWriter.rowsPerInsert * 2 + 5
+        let count = WindowBlock.capacity + 5
         var previous: EventID? = nil
         for i in 0..<count {
             let start = t("10:00", day: 0).replacingOccurrences(of: "10:00:00", with: String(format: "10:%02d:00", i % 60))
@@ -217,8 +217,8 @@ import LedgerTestSupport
             try writer.flush(db, postings: Postings())
         }
         return try store.pool.read { db in
-            (try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM serving_windows")!, try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM audit_effects")!,
-             try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM audit_effects WHERE effect_offset = cause_offset + 1")!)
+            let links = try EffectBlock.all(db)
+            return (try WindowBlock.all(db).count, links.count, links.filter { $0.effect == $0.cause + 1 }.count)
         }
     }
 

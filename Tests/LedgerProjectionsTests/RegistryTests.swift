@@ -133,7 +133,7 @@ import LedgerLog
         #expect(try gate() == "denied")
         // As a database projected before links were kept by offset holds it.
         try await s.store.pool.write { db in
-            try db.execute(sql: "DELETE FROM audit_effects")
+            try db.execute(sql: "DELETE FROM audit_effect_blocks")
             try db.execute(sql: "INSERT INTO audit_causes (cause_id, effect_offset) VALUES (?, ?)", arguments: [Data(promotion.id.bytes), verdict.offset])
         }
         #expect(try gate() == "denied")

@@ -74,10 +74,10 @@ import GRDB
         #expect(try Self.indexes(store) == complete)
         // The planner uses them again.
         let plan = try await store.pool.read { db in
-            try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN SELECT * FROM serving_windows WHERE deployment = 'x' AND window_end > 0")
+            try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN SELECT * FROM window_blocks WHERE deployment = 'x' AND max_end > 0")
                 .map { $0["detail"] as String }.joined()
         }
-        #expect(plan.contains("windows_by_deployment"))
+        #expect(plan.contains("window_blocks_by_deployment"))
     }
 
     /// Answers for past points do not change when later events arrive.
@@ -175,7 +175,7 @@ import GRDB
         #expect(fromRoot.causes.isEmpty)
         #expect(fromRoot.effects.map(\.offset) == [admitted.offset, allocated.offset, other.offset])
         // Links whose cause is in the log before them are kept by the cause's offset.
-        let byOffset = try await s.store.pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM audit_effects") }
+        let byOffset = try await s.store.pool.read { db in try EffectBlock.all(db).count }
         let byID = try await s.store.pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM audit_causes") }
         #expect(byOffset == 3 && byID == 0)
     }
