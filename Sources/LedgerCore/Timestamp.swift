@@ -19,7 +19,8 @@ public struct Timestamp: Sendable, Hashable, Comparable, CustomStringConvertible
         self = value
     }
 
-    static func parse(_ b: UnsafeBufferPointer<UInt8>) -> Timestamp? {
+    /// ``init(_:)`` from UTF-8 bytes.
+    public static func parse(_ b: UnsafeBufferPointer<UInt8>) -> Timestamp? {
         guard b.count == 24, b[4] == 0x2D, b[7] == 0x2D, b[10] == 0x54, b[13] == 0x3A, b[16] == 0x3A,
             b[19] == 0x2E, b[23] == 0x5A
         else { return nil }

@@ -29,6 +29,15 @@ public struct KeyTable: Sendable {
 
     var isEmpty: Bool { count == 0 }
 
+    /// Slots allocated (twice the entries it takes before it grows).
+    public var capacity: Int { slots.count }
+
+    /// Empties the table, keeping its slots.
+    public mutating func removeAll() {
+        slots.withUnsafeMutableBufferPointer { $0.update(repeating: Slot(hi: 0, lo: 0, value: 0)) }
+        count = 0
+    }
+
     @inline(__always) private func slot(_ hi: UInt64, _ lo: UInt64) -> Int {
         var z = (hi &* KeyTable.seed.0) ^ (lo &* KeyTable.seed.1)
         z ^= z >> 29

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import LedgerCore
 
 /// The top-level members of the `data` object of a stored envelope, located in its canonical
@@ -6,31 +9,26 @@ import LedgerCore
 /// unexpected (an escape in a string, say) returns nil and the caller parses the envelope instead.
 struct CanonicalFields {
     private let json: UnsafeRawBufferPointer
-    private var keys: [(Int, Int)] = []     // byte ranges of member names (without quotes)
-    private var values: [(Int, Int)] = []   // byte ranges of member values (strings without quotes)
-    private var kinds: [UInt8] = []         // first byte of each value
+    /// Each member: the byte ranges of its name and value (without the quotes of strings) and
+    /// the value's first byte. One array, one allocation, per event.
+    private struct Member {
+        var keyStart, keyEnd, valueStart, valueEnd: Int32
+        var kind: UInt8
+    }
+    private var members: [Member] = []
 
     /// Locates `"data":{…}` after the envelope's leading members and indexes its members.
     init?(_ json: UnsafeRawBufferPointer) {
         self.json = json
-        let marker = Array(",\"data\":{".utf8)
         // data follows actor, causationId, correlationId: within the first few hundred bytes.
-        var i = 10
-        var found = -1
-        while i + marker.count <= min(json.count, 600) {
-            if json[i] == 0x2C && json[i + 1] == 0x22 && json[i + 2] == 0x64
-                && UnsafeRawBufferPointer(rebasing: json[i..<(i + marker.count)]).elementsEqual(marker)
-            {
-                found = i + marker.count
-                break
-            }
-            i += 1
-        }
+        let marker: StaticString = ",\"data\":{"
+        let window = min(json.count, 600)
+        guard window > 10, let hit = glibcMemmem(json.baseAddress! + 10, window - 10, marker.utf8Start, marker.utf8CodeUnitCount) else { return nil }
+        let found = json.baseAddress!.distance(to: UnsafeRawPointer(hit)) + marker.utf8CodeUnitCount
         guard found > 0 else { return nil }
         var p = found
         if p < json.count && json[p] == 0x7D { return }  // {}
-        keys.reserveCapacity(8)
-        values.reserveCapacity(8)
+        members.reserveCapacity(12)
         while p < json.count {
             guard json[p] == 0x22 else { return nil }
             let keyStart = p + 1
@@ -40,11 +38,11 @@ struct CanonicalFields {
                 p += 1
             }
             guard p + 1 < json.count, json[p + 1] == 0x3A else { return nil }
-            keys.append((keyStart, p))
+            let keyEnd = p
             p += 2
             guard p < json.count else { return nil }
             let first = json[p]
-            kinds.append(first)
+            let valueStart: Int
             if first == 0x22 {
                 let start = p + 1
                 p = start
@@ -52,17 +50,19 @@ struct CanonicalFields {
                     if json[p] == 0x5C { return nil }
                     p += 1
                 }
-                values.append((start, p))
+                valueStart = start
+                members.append(Member(keyStart: Int32(keyStart), keyEnd: Int32(keyEnd), valueStart: Int32(start), valueEnd: Int32(p), kind: first))
                 p += 1
             } else if first == 0x7B || first == 0x5B {
-                let start = p
+                valueStart = p
                 guard let end = CanonicalFields.skipComposite(json, from: p) else { return nil }
-                values.append((start, end))
                 p = end
             } else {
-                let start = p
+                valueStart = p
                 while p < json.count && json[p] != 0x2C && json[p] != 0x7D { p += 1 }
-                values.append((start, p))
+            }
+            if first != 0x22 {
+                members.append(Member(keyStart: Int32(keyStart), keyEnd: Int32(keyEnd), valueStart: Int32(valueStart), valueEnd: Int32(p), kind: first))
             }
             guard p < json.count else { return nil }
             if json[p] == 0x7D { return }
@@ -94,39 +94,46 @@ struct CanonicalFields {
         return nil
     }
 
-    private func find(_ key: StaticString) -> Int? {
-        let k = UnsafeRawBufferPointer(start: key.utf8Start, count: key.utf8CodeUnitCount)
-        for (i, r) in keys.enumerated() where r.1 - r.0 == k.count {
-            if UnsafeRawBufferPointer(rebasing: json[r.0..<r.1]).elementsEqual(k) { return i }
+    /// The value's byte range and first byte.
+    private func find(_ key: StaticString) -> (start: Int, end: Int, kind: UInt8)? {
+        let count = key.utf8CodeUnitCount
+        for m in members where Int(m.keyEnd - m.keyStart) == count {
+            if memcmp(json.baseAddress! + Int(m.keyStart), key.utf8Start, count) == 0 { return (Int(m.valueStart), Int(m.valueEnd), m.kind) }
         }
         return nil
     }
 
     func string(_ key: StaticString) -> String? {
-        guard let i = find(key), kinds[i] == 0x22 else { return nil }
-        return String(decoding: UnsafeRawBufferPointer(rebasing: json[values[i].0..<values[i].1]), as: UTF8.self)
+        guard let v = find(key), v.kind == 0x22 else { return nil }
+        return String(decoding: UnsafeRawBufferPointer(rebasing: json[v.start..<v.end]), as: UTF8.self)
+    }
+
+    /// A string member in the exact timestamp form, in milliseconds.
+    func timestamp(_ key: StaticString) -> Int64? {
+        guard let v = find(key), v.kind == 0x22 else { return nil }
+        return Timestamp.parse(UnsafeBufferPointer(start: json.baseAddress!.assumingMemoryBound(to: UInt8.self) + v.start, count: v.end - v.start))?.milliseconds
     }
 
     /// The raw JSON text of a member (for columns that keep structured values).
     func raw(_ key: StaticString) -> String? {
-        guard let i = find(key) else { return nil }
-        if kinds[i] == 0x22 {
-            return "\"" + String(decoding: UnsafeRawBufferPointer(rebasing: json[values[i].0..<values[i].1]), as: UTF8.self) + "\""
+        guard let v = find(key) else { return nil }
+        if v.kind == 0x22 {
+            return "\"" + String(decoding: UnsafeRawBufferPointer(rebasing: json[v.start..<v.end]), as: UTF8.self) + "\""
         }
-        return String(decoding: UnsafeRawBufferPointer(rebasing: json[values[i].0..<values[i].1]), as: UTF8.self)
+        return String(decoding: UnsafeRawBufferPointer(rebasing: json[v.start..<v.end]), as: UTF8.self)
     }
 
     func int(_ key: StaticString) -> Int? {
-        guard let i = find(key) else { return nil }
+        guard let m = find(key) else { return nil }
         var v = 0
         var negative = false
-        var p = values[i].0
-        if p < values[i].1 && json[p] == 0x2D {
+        var p = m.start
+        if p < m.end && json[p] == 0x2D {
             negative = true
             p += 1
         }
-        guard p < values[i].1 else { return nil }
-        while p < values[i].1 {
+        guard p < m.end else { return nil }
+        while p < m.end {
             let d = Int(json[p]) - 48
             guard d >= 0 && d <= 9 else { return double(key).flatMap { $0 == $0.rounded() ? Int($0) : nil } }
             v = v * 10 + d
@@ -136,8 +143,12 @@ struct CanonicalFields {
     }
 
     func double(_ key: StaticString) -> Double? {
-        guard let i = find(key) else { return nil }
-        let text = String(decoding: UnsafeRawBufferPointer(rebasing: json[values[i].0..<values[i].1]), as: UTF8.self)
+        guard let v = find(key) else { return nil }
+        let text = String(decoding: UnsafeRawBufferPointer(rebasing: json[v.start..<v.end]), as: UTF8.self)
         return Double(text)
     }
 }
+
+/// glibc's memmem (a GNU extension the Glibc module does not export).
+@_silgen_name("memmem")
+private func glibcMemmem(_ haystack: UnsafeRawPointer, _ haystackCount: Int, _ needle: UnsafeRawPointer, _ needleCount: Int) -> UnsafeMutableRawPointer?

@@ -25,8 +25,17 @@ struct EventFacts: Sendable {
     /// The offset of the event `causationId` names, when the log holds it before this one
     /// (resolved by the projector's reading thread; nil: the link is kept by id).
     var causeOffset: Int64?
-    /// The parsed envelope (data, hash), for the other types that carry facts.
-    var envelope: Envelope?
+    /// The parsed envelope (data, hash), for the other types that carry facts. Boxed: most
+    /// events have none, and the facts of every event are copied into and out of a chunk.
+    var envelope: Envelope? {
+        get { envelopeBox?.envelope }
+        set { envelopeBox = newValue.map(EnvelopeBox.init) }
+    }
+    private var envelopeBox: EnvelopeBox?
+    final class EnvelopeBox: Sendable {
+        let envelope: Envelope
+        init(_ envelope: Envelope) { self.envelope = envelope }
+    }
     var hot: Hot?
     /// The `hash` member: from the parsed envelope for the types whose rows carry it; the
     /// projector's reader reads it from the stored JSON for the last event of each chunk (the
@@ -110,7 +119,7 @@ struct EventFacts: Sendable {
             return .allocation(job: job, node: node, gpuType: gpuType, gpus: gpus, team: f.string("team"))
         case "serving.window.observed":
             guard let f = CanonicalFields(json), let deployment = f.string("deployment"),
-                let start = Timestamp.parse(f.string("windowStart")), let end = Timestamp.parse(f.string("windowEnd")),
+                let start = f.timestamp("windowStart"), let end = f.timestamp("windowEnd"),
                 let requests = f.int("requests"), let errors = f.int("errors")
             else { return nil }
             return .window(deployment: deployment, version: f.string("version"), start: start, end: end, requests: requests, errors: errors, slow: f.int("slowRequests"), p99: f.double("p99Ms"), gpuSeconds: f.double("gpuSeconds"))

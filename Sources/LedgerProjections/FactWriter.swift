@@ -33,6 +33,15 @@ final class FactWriter {
         let anomaly, cause, posting, dataset, model, version, evaluation, approval, archive, alias, deployment, drift: HotStatement
         let capacityOpen, capacityClose, price, job, allocation, allocationClose, slo, sloAlert, dayClosed, gate: HotStatement
         let windowBlock, effectBlock: HotStatement
+        /// Jobs, allocations and postings of buckets new in the transaction — most of the rows
+        /// left — ``FactWriter/rowsPerInsert`` to a statement (SQLite's work per statement is then shared).
+        let jobs, allocations, newPostings: HotStatement
+
+        /// `(?, ?), (?, ?), …`: `count` rows of `columns` placeholders.
+        static func rows(_ count: Int, columns: Int) -> String {
+            let row = "(" + Array(repeating: "?", count: columns).joined(separator: ", ") + ")"
+            return Array(repeating: row, count: count).joined(separator: ", ")
+        }
 
         init(_ db: Database) throws {
             anomaly = try HotStatement(db, "INSERT OR IGNORE INTO anomalies (offset, projection, type, message) VALUES (?, ?, ?, ?)")
@@ -58,6 +67,9 @@ final class FactWriter {
             allocationClose = try HotStatement(db, "UPDATE allocations SET release_offset = ?, end_time = ? WHERE offset = ?")
             windowBlock = try HotStatement(db, "INSERT INTO window_blocks VALUES (?, ?, ?, ?, ?, ?, ?)")
             effectBlock = try HotStatement(db, "INSERT INTO audit_effect_blocks VALUES (?, ?, ?)")
+            jobs = try HotStatement(db, "INSERT INTO jobs VALUES " + Statements.rows(FactWriter.rowsPerInsert, columns: 9))
+            allocations = try HotStatement(db, "INSERT INTO allocations VALUES " + Statements.rows(FactWriter.rowsPerInsert, columns: 9))
+            newPostings = try HotStatement(db, "INSERT INTO audit_postings (kind, key, bucket, offsets) VALUES " + Statements.rows(FactWriter.rowsPerInsert, columns: 4))
             slo = try HotStatement(db, "INSERT INTO slos VALUES (?, ?, ?, ?, ?, ?, ?)")
             sloAlert = try HotStatement(db, "INSERT INTO slo_alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
             dayClosed = try HotStatement(db, "INSERT INTO days_closed VALUES (?, ?, ?)")
@@ -115,6 +127,7 @@ final class FactWriter {
         pendingWindows = []
         pendingEffects = []
         pendingAllocations = [:]
+        pendingJobs = []
         prepared = try Statements(db)
     }
 
@@ -156,6 +169,37 @@ final class FactWriter {
     /// flush is written once, complete, instead of inserted and then updated.
     private var pendingAllocations: [Int64: AllocationRow] = [:]
 
+    private var pendingJobs: [JobRow] = []
+    struct JobRow {
+        var offset: Int64
+        var job: String
+        var team, project, gpuType: String?
+        var gpus: Int?
+        var model, datasets: String?
+        var time: Int64
+    }
+
+    static let rowsPerInsert = 32
+
+    /// Inserts `rows` ``rowsPerInsert`` at a time through `group`, the rest one by one through `single`.
+    private static func insert<C: Collection>(_ rows: C, group: HotStatement, single: HotStatement, bind: (C.Element, HotStatement) -> Void) throws {
+        var i = rows.startIndex
+        var left = rows.count
+        while left >= rowsPerInsert {
+            for _ in 0..<rowsPerInsert {
+                bind(rows[i], group)
+                i = rows.index(after: i)
+            }
+            try group.run()
+            left -= rowsPerInsert
+        }
+        while i < rows.endIndex {
+            bind(rows[i], single)
+            try single.run()
+            i = rows.index(after: i)
+        }
+    }
+
     struct AllocationRow {
         var offset: Int64
         var job, node, gpuType: String
@@ -168,12 +212,16 @@ final class FactWriter {
     /// Writes the held windows, links and allocations.
     private func insertPending(_ db: Database) throws {
         let st = try statements()
+        if !pendingJobs.isEmpty {
+            try FactWriter.insert(pendingJobs, group: st.jobs, single: st.job) { j, s in
+                s.int(j.offset); s.text(j.job); s.text(j.team); s.text(j.project); s.text(j.gpuType); s.int(j.gpus); s.text(j.model); s.text(j.datasets); s.int(j.time)
+            }
+            pendingJobs = []
+        }
         if !pendingAllocations.isEmpty {
-            for a in pendingAllocations.values.sorted(by: { $0.offset < $1.offset }) {
-                let s = st.allocation
+            try FactWriter.insert(pendingAllocations.values.sorted(by: { $0.offset < $1.offset }), group: st.allocations, single: st.allocation) { a, s in
                 s.int(a.offset); s.text(a.job); s.text(a.node); s.text(a.gpuType); s.int(a.gpus); s.text(a.team); s.int(a.start)
                 s.int(a.release?.offset); s.int(a.release?.time)
-                try s.run()
             }
             pendingAllocations = [:]
         }
@@ -380,10 +428,7 @@ final class FactWriter {
         let st = try statements()
         switch hot {
         case .jobQueued(let job, let team, let project, let gpuType, let gpus, let model, let datasets):
-            // The hot rows are bound one value at a time (no array of values per row).
-            let j = st.job
-            j.int(e.offset); j.text(job); j.text(team); j.text(project); j.text(gpuType); j.int(gpus); j.text(model); j.text(datasets); j.int(e.time)
-            try j.run()
+            pendingJobs.append(JobRow(offset: e.offset, job: job, team: team, project: project, gpuType: gpuType, gpus: gpus, model: model, datasets: datasets, time: e.time))
         case .allocation(let job, let node, let gpuType, let gpus, let team):
             let key = job + "|" + node
             if e.type == "gpu.allocated" {
@@ -457,14 +502,22 @@ final class FactWriter {
         let st = try statements()
         for (day, offset, time) in pendingClosings { try run(st.dayClosed, [.int(day), .int(offset), .int(time)]) }
         pendingClosings = []
-        // In a fixed order, so that a rebuild writes the same rows the same way.
-        for (k, bytes) in postings.all.sorted(by: { ($0.key.kind, $0.key.bucket, $0.key.key) < ($1.key.kind, $1.key.bucket, $1.key.key) }) {
-            st.posting.text(FactWriter.postingKinds[Int(k.kind)])
-            st.posting.text(k.key)
-            st.posting.int(k.bucket)
-            st.posting.blob(bytes)
+        // In a fixed order, so that a rebuild writes the same rows the same way. A bucket that
+        // begins at or after the chunk's first event has no rows yet: plain inserts, many to a
+        // statement; an earlier one may, and its list is appended to.
+        let sorted = postings.all.sorted(by: { ($0.key.kind, $0.key.bucket, $0.key.key) < ($1.key.kind, $1.key.bucket, $1.key.key) })
+        let first = postings.firstOffset
+        func bind(_ entry: (key: Postings.Key, value: [UInt8]), _ s: HotStatement) {
+            s.text(FactWriter.postingKinds[Int(entry.key.kind)])
+            s.text(entry.key.key)
+            s.int(entry.key.bucket)
+            s.blob(entry.value)
+        }
+        for entry in sorted where entry.key.bucket * FactWriter.bucketSize < first {
+            bind(entry, st.posting)
             try st.posting.run()
         }
+        try FactWriter.insert(sorted.filter { $0.key.bucket * FactWriter.bucketSize >= first }, group: st.newPostings, single: st.posting, bind: bind)
     }
 }
 
@@ -487,7 +540,19 @@ struct Postings: Sendable {
     private var recentBucket: Int64 = -1
     private static let recentLimit = 32
 
+    /// The postings of `events`, in order.
+    init(_ events: ContiguousArray<EventFacts>) {
+        for i in events.indices { add(events[i]) }
+        finish()
+    }
+
+    init() {}
+
+    /// The offset of the first event added (every bucket that begins at or after it is new).
+    private(set) var firstOffset = Int64.max
+
     mutating func add(_ e: EventFacts) {
+        firstOffset = min(firstOffset, e.offset)
         let bucket = e.offset / FactWriter.bucketSize
         let relative = UInt16(e.offset - bucket * FactWriter.bucketSize)
         if bucket != recentBucket {

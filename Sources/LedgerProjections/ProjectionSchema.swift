@@ -178,6 +178,10 @@ enum ProjectionSchema {
     /// Creates the indexes ``deferIndexes(_:)`` dropped (nothing when none were).
     static func restoreIndexes(_ db: Database) throws {
         let deferred = try Row.fetchAll(db, sql: "SELECT name, sql FROM deferred_indexes ORDER BY name")
+        guard !deferred.isEmpty else { return }
+        // SQLite's sorter may use a second thread for the keys of each index.
+        try db.execute(sql: "PRAGMA threads = 2")
+        defer { try? db.execute(sql: "PRAGMA threads = 0") }
         for row in deferred {
             try db.execute(sql: row[1] as String)
             try db.execute(sql: "DELETE FROM deferred_indexes WHERE name = ?", arguments: [row[0] as String])

@@ -132,8 +132,7 @@ public final class Projector: Sendable {
         let chunkSize = self.chunkSize
         let reading = self.reading
         startThread(name: "ledger-project") {
-            // Each chunk's audit postings are gathered here too, off the applying thread, and
-            // causation ids resolved to offsets.
+            // Causation ids are resolved to offsets here too, off the applying thread.
             var batch = Chunk()
             batch.events.reserveCapacity(chunkSize)
             do {
@@ -152,10 +151,8 @@ public final class Projector: Sendable {
                         let last = batch.events.count + 1 >= chunkSize || view.offset + 1 >= target
                         var facts = try EventFacts(view, type: type, parse: parse, readHash: last, names: &state.types)
                         facts.causeOffset = try state.causes.resolve(facts)
-                        batch.postings.add(facts)
                         batch.events.append(facts)
                         if batch.events.count >= chunkSize {
-                            batch.postings.finish()
                             guard queue.put(batch) else { return false }
                             batch = Chunk()
                             batch.events.reserveCapacity(chunkSize)
@@ -164,16 +161,17 @@ public final class Projector: Sendable {
                     return true
                 }
                 guard completed else { return }
-                if !batch.events.isEmpty {
-                    batch.postings.finish()
-                    _ = queue.put(batch)
-                }
+                if !batch.events.isEmpty { _ = queue.put(batch) }
                 queue.finish(nil)
             } catch {
                 queue.finish(LedgerError.wrap(error))
             }
         }
         defer { queue.cancel() }
+        // A chunk's audit postings are gathered on a third thread while this one applies it: the
+        // reading and applying threads each keep a core busy, and neither has the time to spare.
+        let gatherer = target - from > Int64(chunkSize) ? PostingsGatherer() : nil
+        defer { gatherer?.stop() }
         do {
             while let batch = try queue.take() {
                 guard var last = batch.events.last else { continue }
@@ -181,9 +179,10 @@ public final class Projector: Sendable {
                 guard last.storedHash != nil else {
                     throw LedgerError(.corrupt, "projections: the event at offset \(last.offset) has no readable hash")
                 }
+                gatherer?.submit(batch.events)
                 try store.pool.write { db in
                     for i in batch.events.indices { try writer.apply(db, batch.events[i]) }
-                    try writer.flush(db, postings: batch.postings)
+                    try writer.flush(db, postings: gatherer?.result() ?? Postings(batch.events))
                     for projection in ProjectionSchema.projections {
                         try db.execute(
                             sql: "INSERT INTO checkpoints VALUES (?, ?, ?, ?) ON CONFLICT(projection) DO UPDATE SET next_offset = excluded.next_offset, last_hash = excluded.last_hash, last_time = excluded.last_time",
@@ -206,15 +205,16 @@ public final class Projector: Sendable {
         return checkpoint
     }
 
-    /// Drops every projection row and folds the log again from offset 0.
+    /// Empties the projections and folds the log again from offset 0.
     @available(*, noasync, message: "call it from a thread of its own")
     @discardableResult
     public func rebuild(progress: ((Int64) -> Void)? = nil) throws -> ProjectionStore.Checkpoint {
         try serial.withLock { _ in
             writerAt = nil
-            try store.pool.write { db in
-                for (table, _) in ProjectionSchema.tables { try db.execute(sql: "DELETE FROM \(table)") }
-            }
+            // The database emptied at once (its file truncated) and the schema made again:
+            // deleting the rows table by table visits every page of a large database.
+            try store.pool.erase()
+            try ProjectionSchema.migrator().migrate(store.pool)
             return try catchUp(writer: writer, to: nil, progress: progress)
         }
     }
@@ -260,8 +260,10 @@ struct CauseResolver {
 
     mutating func resolve(_ e: EventFacts) throws -> Int64? {
         if recent.count >= CauseResolver.remembered {
-            older = recent
-            recent = KeyTable()
+            // The older generation's slots are reused: a new table would grow (rehashing every
+            // id read so far) all over again.
+            swap(&older, &recent)
+            if recent.capacity < older.capacity { recent = KeyTable(capacity: CauseResolver.remembered) } else { recent.removeAll() }
         }
         recent.set(IndexKey(hi: e.id.high, lo: e.id.low), UInt64(e.offset))
         guard let cause = e.causationId else { return nil }
@@ -273,10 +275,53 @@ struct CauseResolver {
     }
 }
 
-/// Decoded events of one transaction and their audit postings.
+/// Gathers the audit postings of one chunk at a time on a thread of its own.
+final class PostingsGatherer: Sendable {
+    private struct State {
+        var input: ContiguousArray<EventFacts>?
+        var output: Postings?
+        var stopped = false
+    }
+    private let state = ConditionLock(State())
+
+    init() {
+        let state = self.state
+        startThread(name: "ledger-postings") {
+            while true {
+                let events: ContiguousArray<EventFacts>? = state.wait(until: { $0.input != nil || $0.stopped }) { s in
+                    defer { s.input = nil }
+                    return s.stopped ? nil : s.input
+                }
+                guard let events else { return }
+                let postings = Postings(events)
+                state.update { $0.output = postings }
+                state.broadcast()
+            }
+        }
+    }
+
+    func submit(_ events: ContiguousArray<EventFacts>) {
+        state.update { $0.input = events }
+        state.broadcast()
+    }
+
+    /// The postings of the chunk submitted last (waits for them).
+    func result() -> Postings {
+        state.wait(until: { $0.output != nil }) { s in
+            defer { s.output = nil }
+            return s.output!
+        }
+    }
+
+    func stop() {
+        state.update { $0.stopped = true }
+        state.broadcast()
+    }
+}
+
+/// Decoded events of one transaction.
 struct Chunk: Sendable {
     var events = ContiguousArray<EventFacts>()
-    var postings = Postings()
 }
 
 /// Chunks of decoded events from the reader thread to the applying one (at most two waiting).

@@ -55,6 +55,13 @@ import LedgerCore
         #expect(table.lookup(IndexKey(hi: 99_999, lo: 0)) == nil)
         let sorted = table.sortedEntries()
         #expect(sorted.map(\.0) == reference.keys.sorted())
+        // Emptied, it keeps its slots and forgets every key; filled again, it is a dictionary again.
+        let slots = table.capacity
+        table.removeAll()
+        #expect(table.count == 0 && table.capacity == slots)
+        #expect(reference.keys.allSatisfy { table.lookup($0) == nil })
+        table.set(IndexKey(hi: 5, lo: 1), 7)
+        #expect(table.lookup(IndexKey(hi: 5, lo: 1)) == 7 && table.count == 1)
     }
 
     @Test func bloomFiltersHaveNoFalseNegativesAndFewFalsePositives() {
