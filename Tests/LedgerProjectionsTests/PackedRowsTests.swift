@@ -91,4 +91,40 @@ import LedgerTestSupport
             }
         }
     }
+
+    /// A database of the release before blocks (migration v4) has a row per window and per link;
+    /// migration v5 packs them, and what comes out is every row that was there.
+    @Test func migrationPacksTheRowsOfAnOlderDatabase() throws {
+        var rng = SeededGenerator(defaultSeed: 53)
+        let dir = TemporaryDirectory()
+        let queue = try DatabaseQueue(path: dir.path + "/p.sqlite")
+        try ProjectionSchema.migrator().migrate(queue, upTo: "v4: secondary indexes deferred during a bulk build")
+        var windows: [WindowBlock.Row] = []
+        var links: [(cause: Int64, effect: Int64)] = []
+        try queue.write { db in
+            var offset: Int64 = 0
+            for _ in 0..<1500 {
+                offset += Int64(rng.next() % 7 + 1)
+                let w = WindowBlock.Row(offset: offset, deployment: "d\(rng.next() % 3)", version: "v\(rng.next() % 4)",
+                    start: 1_000 * offset, end: 1_000 * offset + 300_000, requests: Int(rng.next() % 100), errors: Int(rng.next() % 3),
+                    slow: rng.next() % 2 == 0 ? nil : 1, p99: 12.5, gpuSeconds: rng.next() % 3 == 0 ? nil : 0.25)
+                windows.append(w)
+                try db.execute(sql: "INSERT INTO serving_windows VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", arguments: [
+                    w.offset, w.deployment, w.version, w.start, w.end, w.requests, w.errors, w.slow, w.p99, w.gpuSeconds])
+                if rng.next() % 2 == 0 {
+                    let cause = Int64(rng.next() % UInt64(offset))
+                    links.append((cause, offset))
+                    try db.execute(sql: "INSERT INTO audit_effects VALUES (?, ?)", arguments: [cause, offset])
+                }
+            }
+        }
+        try ProjectionSchema.migrator().migrate(queue)
+        let (packedWindows, packedLinks, oldTables) = try queue.read { db in
+            (try WindowBlock.all(db), try EffectBlock.all(db),
+             try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM sqlite_master WHERE name IN ('serving_windows', 'audit_effects')"))
+        }
+        #expect(packedWindows == windows, "\(rng.note)")
+        #expect(packedLinks.map { "\($0.cause)>\($0.effect)" } == links.sorted { ($0.cause, $0.effect) < ($1.cause, $1.effect) }.map { "\($0.cause)>\($0.effect)" }, "\(rng.note)")
+        #expect(oldTables == 0)
+    }
 }
