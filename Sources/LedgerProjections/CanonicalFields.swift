@@ -24,9 +24,7 @@ struct CanonicalFields {
         let marker: StaticString = ",\"data\":{"
         let window = min(json.count, 600)
         guard window > 10, let hit = glibcMemmem(json.baseAddress! + 10, window - 10, marker.utf8Start, marker.utf8CodeUnitCount) else { return nil }
-        let found = json.baseAddress!.distance(to: UnsafeRawPointer(hit)) + marker.utf8CodeUnitCount
-        guard found > 0 else { return nil }
-        var p = found
+        var p = json.baseAddress!.distance(to: UnsafeRawPointer(hit)) + marker.utf8CodeUnitCount
         if p < json.count && json[p] == 0x7D { return }  // {}
         members.reserveCapacity(12)
         while p < json.count {
@@ -42,28 +40,27 @@ struct CanonicalFields {
             p += 2
             guard p < json.count else { return nil }
             let first = json[p]
-            let valueStart: Int
+            let valueStart: Int, valueEnd: Int
             if first == 0x22 {
-                let start = p + 1
-                p = start
+                valueStart = p + 1
+                p = valueStart
                 while p < json.count && json[p] != 0x22 {
                     if json[p] == 0x5C { return nil }
                     p += 1
                 }
-                valueStart = start
-                members.append(Member(keyStart: Int32(keyStart), keyEnd: Int32(keyEnd), valueStart: Int32(start), valueEnd: Int32(p), kind: first))
+                valueEnd = p
                 p += 1
             } else if first == 0x7B || first == 0x5B {
                 valueStart = p
                 guard let end = CanonicalFields.skipComposite(json, from: p) else { return nil }
                 p = end
+                valueEnd = end
             } else {
                 valueStart = p
                 while p < json.count && json[p] != 0x2C && json[p] != 0x7D { p += 1 }
+                valueEnd = p
             }
-            if first != 0x22 {
-                members.append(Member(keyStart: Int32(keyStart), keyEnd: Int32(keyEnd), valueStart: Int32(valueStart), valueEnd: Int32(p), kind: first))
-            }
+            members.append(Member(keyStart: Int32(keyStart), keyEnd: Int32(keyEnd), valueStart: Int32(valueStart), valueEnd: Int32(valueEnd), kind: first))
             guard p < json.count else { return nil }
             if json[p] == 0x7D { return }
             guard json[p] == 0x2C else { return nil }

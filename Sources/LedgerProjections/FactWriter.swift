@@ -209,7 +209,7 @@ final class FactWriter {
         var release: (offset: Int64, time: Int64)?
     }
 
-    /// Writes the held windows, links and allocations.
+    /// Writes the held jobs, allocations, windows and links.
     private func insertPending(_ db: Database) throws {
         let st = try statements()
         if !pendingJobs.isEmpty {
@@ -226,28 +226,11 @@ final class FactWriter {
             pendingAllocations = [:]
         }
         if !pendingWindows.isEmpty {
-            // Per deployment, in offset order (a stable grouping of rows already in offset order).
-            var order: [String: Int] = [:]
-            var groups: [[WindowBlock.Row]] = []
-            for w in pendingWindows {
-                if let i = order[w.deployment] { groups[i].append(w) } else {
-                    order[w.deployment] = groups.count
-                    groups.append([w])
-                }
-            }
-            for g in groups.sorted(by: { $0[0].offset < $1[0].offset }) { try WindowBlock.insert(db, g[...], statement: st.windowBlock) }
+            try WindowBlock.insert(db, pendingWindows, statement: st.windowBlock)
             pendingWindows = []
         }
         if !pendingEffects.isEmpty {
-            pendingEffects.sort { ($0.cause, $0.effect) < ($1.cause, $1.effect) }
-            var start = 0
-            while start < pendingEffects.count {
-                let bucket = pendingEffects[start].cause / FactWriter.bucketSize
-                var end = start + 1
-                while end < pendingEffects.count && pendingEffects[end].cause / FactWriter.bucketSize == bucket { end += 1 }
-                try EffectBlock.insert(db, pendingEffects[start..<end], bucket: bucket, statement: st.effectBlock)
-                start = end
-            }
+            try EffectBlock.insert(db, pendingEffects, statement: st.effectBlock)
             pendingEffects = []
         }
     }

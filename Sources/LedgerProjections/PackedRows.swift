@@ -133,22 +133,33 @@ struct WindowBlock {
         return out
     }
 
-    /// Inserts `rows` (one deployment's, in offset order) as blocks of at most ``capacity``.
-    static func insert(_ db: Database, _ rows: ArraySlice<Row>, statement: HotStatement? = nil) throws {
+    /// Inserts `rows` (in offset order) as blocks: per deployment, in the order of each one's
+    /// first row, at most ``capacity`` to a block.
+    static func insert(_ db: Database, _ rows: [Row], statement: HotStatement? = nil) throws {
         let st = try statement ?? HotStatement(db, "INSERT INTO window_blocks VALUES (?, ?, ?, ?, ?, ?, ?)")
-        var start = rows.startIndex
-        while start < rows.endIndex {
-            let block = rows[start..<min(rows.endIndex, start + capacity)]
-            var minEnd = Int64.max, maxEnd = Int64.min, gpu = false
-            for r in block {
-                minEnd = min(minEnd, r.end)
-                maxEnd = max(maxEnd, r.end)
-                if let g = r.gpuSeconds, g > 0 { gpu = true }
+        var order: [String: Int] = [:]
+        var groups: [[Row]] = []
+        for r in rows {
+            if let i = order[r.deployment] { groups[i].append(r) } else {
+                order[r.deployment] = groups.count
+                groups.append([r])
             }
-            st.int(block.first!.offset); st.int(block.last!.offset); st.text(block.first!.deployment)
-            st.int(minEnd); st.int(maxEnd); st.int(gpu ? 1 : 0); st.blob(encode(block))
-            try st.run()
-            start = block.endIndex
+        }
+        for group in groups {
+            var start = 0
+            while start < group.count {
+                let block = group[start..<min(group.count, start + capacity)]
+                var minEnd = Int64.max, maxEnd = Int64.min, gpu = false
+                for r in block {
+                    minEnd = min(minEnd, r.end)
+                    maxEnd = max(maxEnd, r.end)
+                    if let g = r.gpuSeconds, g > 0 { gpu = true }
+                }
+                st.int(block.first!.offset); st.int(block.last!.offset); st.text(block.first!.deployment)
+                st.int(minEnd); st.int(maxEnd); st.int(gpu ? 1 : 0); st.blob(encode(block))
+                try st.run()
+                start = block.endIndex
+            }
         }
     }
 
@@ -212,12 +223,21 @@ enum EffectBlock {
         return out
     }
 
-    /// Inserts the links of one bucket of causes, sorted by cause then effect, as one block.
-    static func insert(_ db: Database, _ links: ArraySlice<(cause: Int64, effect: Int64)>, bucket: Int64, statement: HotStatement? = nil) throws {
-        guard let first = links.lazy.map(\.effect).min() else { return }
+    /// Inserts `links` as blocks, one per bucket of causes, each sorted by cause then effect and
+    /// keyed by its smallest effect offset.
+    static func insert(_ db: Database, _ links: [(cause: Int64, effect: Int64)], statement: HotStatement? = nil) throws {
         let st = try statement ?? HotStatement(db, "INSERT INTO audit_effect_blocks VALUES (?, ?, ?)")
-        st.int(bucket); st.int(first); st.blob(encode(links, bucket: bucket))
-        try st.run()
+        let sorted = links.sorted { ($0.cause, $0.effect) < ($1.cause, $1.effect) }
+        var start = 0
+        while start < sorted.count {
+            let bucket = sorted[start].cause / FactWriter.bucketSize
+            var end = start + 1
+            while end < sorted.count && sorted[end].cause / FactWriter.bucketSize == bucket { end += 1 }
+            let block = sorted[start..<end]
+            st.int(bucket); st.int(block.lazy.map(\.effect).min()!); st.blob(encode(block, bucket: bucket))
+            try st.run()
+            start = end
+        }
     }
 
     static func decode(_ blob: UnsafeRawBufferPointer, bucket: Int64, _ body: (_ cause: Int64, _ effect: Int64) -> Void) throws {

@@ -141,18 +141,12 @@ enum ProjectionSchema {
                     PRIMARY KEY (cause_bucket, first_effect)) WITHOUT ROWID;
                 """)
             // The rows of the tables they replace, packed.
-            var windows: [String: [WindowBlock.Row]] = [:]
-            for r in try Row.fetchAll(db, sql: "SELECT offset, deployment, version, window_start, window_end, requests, errors, slow, p99_ms, gpu_seconds FROM serving_windows ORDER BY offset") {
-                let row = WindowBlock.Row(offset: r[0], deployment: r[1], version: r[2], start: r[3], end: r[4], requests: r[5], errors: r[6], slow: r[7], p99: r[8], gpuSeconds: r[9])
-                windows[row.deployment, default: []].append(row)
+            let windows = try Row.fetchAll(db, sql: "SELECT offset, deployment, version, window_start, window_end, requests, errors, slow, p99_ms, gpu_seconds FROM serving_windows ORDER BY offset").map { r in
+                WindowBlock.Row(offset: r[0], deployment: r[1], version: r[2], start: r[3], end: r[4], requests: r[5], errors: r[6], slow: r[7], p99: r[8], gpuSeconds: r[9])
             }
-            for rows in windows.values { try WindowBlock.insert(db, rows[...]) }
-            var links: [Int64: [(cause: Int64, effect: Int64)]] = [:]
-            for r in try Row.fetchAll(db, sql: "SELECT cause_offset, effect_offset FROM audit_effects ORDER BY cause_offset, effect_offset") {
-                let cause: Int64 = r[0]
-                links[cause / FactWriter.bucketSize, default: []].append((cause, r[1]))
-            }
-            for (bucket, pairs) in links { try EffectBlock.insert(db, pairs[...], bucket: bucket) }
+            try WindowBlock.insert(db, windows)
+            let links = try Row.fetchAll(db, sql: "SELECT cause_offset, effect_offset FROM audit_effects").map { r -> (cause: Int64, effect: Int64) in (r[0], r[1]) }
+            try EffectBlock.insert(db, links)
             try db.execute(sql: """
                 DROP TABLE serving_windows;
                 DROP TABLE audit_effects;

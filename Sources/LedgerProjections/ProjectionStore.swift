@@ -42,6 +42,13 @@ public final class ProjectionStore: Sendable {
         }
     }
 
+    /// Empties the database at once (its file truncated) and makes the schema again: deleting
+    /// the rows table by table visits every page of a large database.
+    func erase() throws {
+        try pool.erase()
+        try ProjectionSchema.migrator().migrate(pool)
+    }
+
     /// The checkpoint: every event before `nextOffset` is applied.
     public struct Checkpoint: Sendable, Equatable {
         public var nextOffset: Int64

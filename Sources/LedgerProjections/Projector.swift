@@ -211,10 +211,7 @@ public final class Projector: Sendable {
     public func rebuild(progress: ((Int64) -> Void)? = nil) throws -> ProjectionStore.Checkpoint {
         try serial.withLock { _ in
             writerAt = nil
-            // The database emptied at once (its file truncated) and the schema made again:
-            // deleting the rows table by table visits every page of a large database.
-            try store.pool.erase()
-            try ProjectionSchema.migrator().migrate(store.pool)
+            try store.erase()
             return try catchUp(writer: writer, to: nil, progress: progress)
         }
     }
