@@ -181,6 +181,7 @@ public final class LineIngest: @unchecked Sendable {
             let base = UncheckedPointer(raw)
             DispatchQueue.concurrentPerform(iterations: parts) { part in
                 let scratch = ByteWriter(capacity: 4096)
+                let tape = JSONTape.Storage()
                 let lo = part * count / parts
                 let hi = (part + 1) * count / parts
                 for k in lo..<hi {
@@ -192,7 +193,7 @@ public final class LineIngest: @unchecked Sendable {
                     if line.count > maxLine {
                         slots.set(k, .failure(tooLong(line.count)))
                     } else {
-                        slots.set(k, LineIngest.prepare(line, policy: policy, mode: mode, scratch: scratch))
+                        slots.set(k, LineIngest.prepare(line, policy: policy, mode: mode, scratch: scratch, tape: tape))
                     }
                 }
             }
@@ -246,13 +247,22 @@ public final class LineIngest: @unchecked Sendable {
     }
 
     /// One line → one prepared atomic request (empty for a blank line).
-    public static func prepare(_ line: UnsafeRawBufferPointer, policy: AppendPolicy, mode: Mode, scratch: ByteWriter? = nil) -> Result<[PreparedEvent], LedgerError> {
+    /// `scratch` and `tape` are a thread's buffers, reused from line to line.
+    public static func prepare(
+        _ line: UnsafeRawBufferPointer, policy: AppendPolicy, mode: Mode, scratch: ByteWriter? = nil, tape: JSONTape.Storage? = nil
+    ) -> Result<[PreparedEvent], LedgerError> {
         var blank = true
         for b in line where b != 0x20 && b != 0x09 {
             blank = false
             break
         }
         if blank { return .success([]) }
+        let scratch = scratch ?? ByteWriter(capacity: 1024)
+        // The single pass over the bytes first; whatever it does not take (or refuses) goes the
+        // full way, which prepares the same events or names the fault.
+        if case .append = mode, let events = EventPreparer.prepare(line: line, policy: policy, tape: tape ?? JSONTape.Storage(), scratch: scratch) {
+            return .success(events)
+        }
         do {
             let value = try JSONParser.parse(line)
             let items: [JSONValue]

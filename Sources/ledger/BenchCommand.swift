@@ -147,7 +147,8 @@ struct BenchAppend: AsyncParsableCommand {
         report("ingest", events: events, seconds: seconds, latencies: [], latencyName: "",
             extra: "`ledger append` as a child process reading \(Format.bytes(Int64(bytes.count))) of NDJSON (\(Format.fixed(Double(bytes.count) / Double(events), 0)) B/line); includes process start and the final close")
         if let peer { try comparePeers(peer, file: file, ledgerRate: Double(events) / seconds) }
-        unlink(file)
+        // Kept with --work-dir (for profiling `ledger append` on the same file).
+        if workDir == nil { unlink(file) }
     }
 
     /// Runs the peer tool on the same requests (`peer=NAME events=N seconds=S events_per_s=R` lines)

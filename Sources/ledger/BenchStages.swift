@@ -12,7 +12,7 @@ struct BenchStages: ParsableCommand {
         var generator = BenchEvents(seed: 9)
         let requests = generator.batch(events)
         for (stage, value) in try StageBenchmark.run(requests, policy: AppendPolicy(actor: "svc:bench")) {
-            let unit = stage.contains("bytes") ? "B" : "ns/event"
+            let unit = stage.contains("bytes") ? "B" : stage.hasPrefix("lines") ? "" : "ns/event"
             Terminal.line("\(stage.padding(38)) \(Format.fixed(value, 0)) \(unit)")
         }
     }

@@ -1,6 +1,7 @@
 import Foundation
 @_exported import LedgerTestSupport
 import LedgerCore
+import Logging
 @testable import LedgerLog
 
 /// A clock that starts at a fixed instant and moves only when told.
@@ -15,6 +16,9 @@ final class TestClock: @unchecked Sendable {
 func testOptions(clock: TestClock = TestClock()) -> LogOptions {
     var options = LogOptions()
     options.clock = { clock.now }
+    // Recovery warnings are what the fault tests provoke on purpose (thousands of them); the
+    // tests assert the outcome, so only errors are printed.
+    options.logger.logLevel = .error
     return options
 }
 

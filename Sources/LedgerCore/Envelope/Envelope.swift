@@ -277,6 +277,19 @@ public struct EnvelopeHead: Sendable {
         bytes = w.array()
     }
 
+    /// The head of data whose canonical bytes `writeData` appends (the tape's path); nil when it
+    /// cannot.
+    public init?(actor: String, causationId: EventID?, correlationId: String?, scratch w: ByteWriter, writeData: (ByteWriter) -> Bool) {
+        w.reset()
+        EnvelopeFields.writeHead(actor: actor, causationId: causationId, correlationId: correlationId, into: w)
+        dataStart = w.count
+        guard writeData(w) else { return nil }
+        var h = SHA256State()
+        h.update(w.bytes)
+        hasher = h
+        bytes = w.array()
+    }
+
     /// Size of the canonical data.
     public var dataCount: Int { bytes.count - dataStart }
 

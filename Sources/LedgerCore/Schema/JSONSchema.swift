@@ -68,6 +68,8 @@ public final class JSONSchema: @unchecked Sendable {
     /// short strings beats hashing them), each with its bit in `requiredMask` when required.
     var propertyList: [(name: String, schema: JSONSchema, requiredBit: UInt64)] = []
     var requiredMask: UInt64 = 0
+    /// `propertyList` with the names as bytes (the tape's validator compares bytes).
+    var propertyBytes: [(name: [UInt8], schema: JSONSchema, requiredBit: UInt64)] = []
     /// Whether `requiredMask` alone proves every required member present.
     var requiredFastPath = false
     var additionalProperties: JSONSchema?
@@ -126,6 +128,7 @@ public final class JSONSchema: @unchecked Sendable {
             let bit = requiredFastPath ? (unique.firstIndex(of: name).map { UInt64(1) << UInt64($0) } ?? 0) : 0
             return (name, properties[name]!.target, bit)
         }
+        propertyBytes = propertyList.map { (Array($0.name.utf8), $0.schema, $0.requiredBit) }
         if requiredFastPath {
             requiredMask = unique.count == 64 ? ~0 : (UInt64(1) << UInt64(unique.count)) - 1
         }
