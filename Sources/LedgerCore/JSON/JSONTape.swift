@@ -303,7 +303,7 @@ private struct Parser {
                 return true
             }
             // An escape, a control character or a non-ASCII byte: the full path's.
-            if b == 0x5C || b < 0x20 || b >= 0x80 { return false }
+            if b == 0x5C || b &- 0x20 >= 0x60 { return false }
             k += 1
         }
         return false

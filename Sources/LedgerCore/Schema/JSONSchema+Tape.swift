@@ -113,13 +113,9 @@ extension JSONSchema {
                 }
             }
             var schema: JSONSchema? = nil
-            for property in propertyBytes where property.name.count == key.count {
-                let same = key.count == 0 || property.name.withUnsafeBufferPointer { memcmp($0.baseAddress!, key.baseAddress!, key.count) == 0 }
-                if same {
-                    schema = property.schema
-                    found |= property.requiredBit
-                    break
-                }
+            if let j = propertyIndex(key) {
+                schema = propertyList[j].schema
+                found |= propertyList[j].requiredBit
             }
             let sub: TapeVerdict
             if let schema {
@@ -141,6 +137,23 @@ extension JSONSchema {
             }
         }
         return unsure ? .unsure : .valid
+    }
+
+    /// The position in `propertyList` of the property named `key`.
+    @inline(__always) private func propertyIndex(_ key: UnsafeBufferPointer<UInt8>) -> Int? {
+        propertyNameBytes.withUnsafeBufferPointer { names -> Int? in
+            propertyNameEnds.withUnsafeBufferPointer { ends -> Int? in
+                var start = 0
+                for j in 0..<ends.count {
+                    let end = ends[j]
+                    if end - start == key.count && (key.count == 0 || memcmp(names.baseAddress! + start, key.baseAddress!, key.count) == 0) {
+                        return j
+                    }
+                    start = end
+                }
+                return nil
+            }
+        }
     }
 
     private func arrayVerdict(_ tape: JSONTape, _ i: Int, _ mode: ValidationMode) -> TapeVerdict {

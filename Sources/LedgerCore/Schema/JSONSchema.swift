@@ -68,8 +68,11 @@ public final class JSONSchema: @unchecked Sendable {
     /// short strings beats hashing them), each with its bit in `requiredMask` when required.
     var propertyList: [(name: String, schema: JSONSchema, requiredBit: UInt64)] = []
     var requiredMask: UInt64 = 0
-    /// `propertyList` with the names as bytes (the tape's validator compares bytes).
-    var propertyBytes: [(name: [UInt8], schema: JSONSchema, requiredBit: UInt64)] = []
+    /// `propertyList` for the tape's validator, which compares bytes: the names one after the
+    /// other in `propertyNameBytes` (name *j* ends at `propertyNameEnds[j]`), with no array or
+    /// reference to retain per name compared.
+    var propertyNameBytes: [UInt8] = []
+    var propertyNameEnds: [Int] = []
     /// Whether `requiredMask` alone proves every required member present.
     var requiredFastPath = false
     var additionalProperties: JSONSchema?
@@ -128,7 +131,10 @@ public final class JSONSchema: @unchecked Sendable {
             let bit = requiredFastPath ? (unique.firstIndex(of: name).map { UInt64(1) << UInt64($0) } ?? 0) : 0
             return (name, properties[name]!.target, bit)
         }
-        propertyBytes = propertyList.map { (Array($0.name.utf8), $0.schema, $0.requiredBit) }
+        for property in propertyList {
+            propertyNameBytes += Array(property.name.utf8)
+            propertyNameEnds.append(propertyNameBytes.count)
+        }
         if requiredFastPath {
             requiredMask = unique.count == 64 ? ~0 : (UInt64(1) << UInt64(unique.count)) - 1
         }
