@@ -201,14 +201,13 @@ func subscribe(port: Int, query: String, token: String?, lastEventID: Int64? = n
                 f.api.hub.close()
             }
             var messages = 0
-            let start = ContinuousClock.now
-            // The stream ends by itself (the handler returns true to keep reading until the end).
+            // The stream ends by itself (the handler returns true to keep reading until the end;
+            // a stream that did not end would fail the subscription's own timeout).
             try await subscribe(port: port, query: "", token: TestTokens.token("auditor")) { _ in
                 messages += 1
                 return true
             }
             try await closer.value
-            #expect(ContinuousClock.now - start < .seconds(10))
             // A new subscription is refused while the server shuts down.
             #expect(try await subscribe(port: port, query: "", token: TestTokens.token("auditor")) { _ in false } == 503)
         }
