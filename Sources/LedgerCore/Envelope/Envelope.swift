@@ -266,15 +266,18 @@ public struct EnvelopeHead: Sendable {
     private let hasher: SHA256State
 
     public init(actor: String, causationId: EventID?, correlationId: String?, data: JSONObject, scratch: ByteWriter? = nil) throws(LedgerError) {
-        let w = scratch ?? ByteWriter(capacity: 512)
-        w.reset()
-        EnvelopeFields.writeHead(actor: actor, causationId: causationId, correlationId: correlationId, into: w)
-        dataStart = w.count
-        try CanonicalJSON.write(.object(data), into: w)
-        var h = SHA256State()
-        h.update(w.bytes)
-        hasher = h
-        bytes = w.array()
+        var failure: LedgerError? = nil
+        let head = EnvelopeHead(actor: actor, causationId: causationId, correlationId: correlationId, scratch: scratch ?? ByteWriter(capacity: 512)) { w in
+            do throws(LedgerError) {
+                try CanonicalJSON.write(.object(data), into: w)
+                return true
+            } catch {
+                failure = error
+                return false
+            }
+        }
+        guard let head else { throw failure! }
+        self = head
     }
 
     /// The head of data whose canonical bytes `writeData` appends (the tape's path); nil when it
