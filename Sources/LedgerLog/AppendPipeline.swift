@@ -69,6 +69,8 @@ final class AppendPipeline: @unchecked Sendable {
     let writeQueue = ConditionLock(WriteQueue())
     let sync: ConditionLock<SyncState>
     let heads: HeadSignal
+    /// Keeps the Merkle tree up with what becomes durable (``LogOptions/maintainTree``).
+    let tree: TreeMaintainer?
 
     /// Payload buffers the writer has finished with, for the sequencer to fill again.
     private let recycled = ConditionLock<[ByteWriter]>([])
@@ -76,8 +78,12 @@ final class AppendPipeline: @unchecked Sendable {
     private let tailWriter = ByteWriter(capacity: 512)
     @exclusivity(unchecked) private var chain: ChainSequencer
 
-    init(options: LogOptions, set: SegmentSet, index: IndexStore, head: Int64, lastHash: Hash256, lastTime: Int64, heads: HeadSignal) {
+    init(
+        options: LogOptions, set: SegmentSet, index: IndexStore, head: Int64, lastHash: Hash256, lastTime: Int64, heads: HeadSignal,
+        tree: TreeMaintainer?
+    ) {
         self.options = options
+        self.tree = tree
         self.segmentSet = set
         self.index = index
         logger = options.logger
@@ -258,6 +264,7 @@ final class AppendPipeline: @unchecked Sendable {
             if sync.withLock({ $0.failure }) != nil { continue }
             do {
                 try write(batch, buffer: &stored)
+                tree?.written(base: batch.baseOffset, hashes: batch.hashes)
                 let payload = batch.payload
                 recycled.withLock { if $0.count < 8 { $0.append(payload) } }
             } catch {
@@ -376,6 +383,7 @@ final class AppendPipeline: @unchecked Sendable {
                 continue
             }
             segmentSet.durable.store(target, ordering: .releasing)
+            tree?.durable(target)
             let ready: [Waiting] = sync.update { state in
                 state.durable = target
                 var ready: [Waiting] = []

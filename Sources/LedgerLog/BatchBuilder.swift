@@ -12,6 +12,9 @@ struct BatchBuilder {
     private(set) var firstTime: Int64 = 0
     private(set) var lastTime: Int64 = 0
     private(set) var lastHash: Hash256 = .zero
+    /// Every record's `hash`, in order: the Merkle tree's leaves are made from them
+    /// (``TreeMaintainer``) without reading the log back.
+    private(set) var hashes: [Hash256] = []
     private let tail: ByteWriter
 
     init(baseOffset: Int64, payload: ByteWriter, tail: ByteWriter) {
@@ -44,6 +47,7 @@ struct BatchBuilder {
         count = mark.count
         payload.truncate(to: mark.payloadCount)
         recordStarts.removeLast(recordStarts.count - mark.count)
+        hashes.removeLast(hashes.count - mark.count)
         lastTime = mark.lastTime
         firstTime = mark.firstTime
         lastHash = mark.lastHash
@@ -109,6 +113,7 @@ struct BatchBuilder {
         if count == 0 { firstTime = time.milliseconds }
         lastTime = time.milliseconds
         lastHash = hash
+        hashes.append(hash)
         count += 1
         return hash
     }

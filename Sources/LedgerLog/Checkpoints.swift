@@ -152,14 +152,38 @@ public struct Checkpoints {
     /// the checkpoint.
     public static func verify(_ source: any LogSource, checkpoints: [(size: Int64, note: Checkpoint.Note)], key: VerifierKey?,
                               tree: MerkleStore?) throws -> [String] {
-        var problems: [String] = []
+        // The tree's size first: it only ever holds durable events, so it cannot pass the head
+        // read after it while a writer goes on.
+        let stored = try tree.map { (store: $0, size: try $0.size) }
         let head = source.head
+        let wanted = Set(checkpoints.map(\.size) + (stored.map { [$0.size] } ?? [])).filter { $0 <= head }
+        var roots: [Int64: Hash256] = [:]
+        if wanted.contains(0) { roots[0] = Merkle.emptyRoot }
         var frontier = MerkleFrontier()
-        var pending = checkpoints.makeIterator()
-        var next = pending.next()
+        let last = wanted.max() ?? 0
+        let cursor = source.cursor(from: 0, end: last, filter: .all)
+        while frontier.size < last, let view = try cursor.next() {
+            guard let hash = view.storedHash else { throw LedgerError(.corrupt, "the event at offset \(view.offset) has no readable hash") }
+            frontier.append(leafHash: Merkle.leafHash(hash))
+            if wanted.contains(frontier.size) { roots[frontier.size] = frontier.root }
+        }
+        return try verify(head: head, roots: roots, checkpoints: checkpoints, key: key, tree: stored)
+    }
+
+    /// Checks every stored checkpoint and the stored tree against the roots of the log's own
+    /// tree (`roots`: size → root, computed from the events, e.g. by ``Verifier`` on its way);
+    /// with `key`, each checkpoint's signature. `tree`: the stored tree and its size, read before
+    /// `head` was. Returns the problems, each naming the checkpoint.
+    public static func verify(head: Int64, roots: [Int64: Hash256], checkpoints: [(size: Int64, note: Checkpoint.Note)], key: VerifierKey?,
+                              tree: (store: MerkleStore, size: Int64)?) throws -> [String] {
+        var problems: [String] = []
         var origin: String?
-        func check(_ c: (size: Int64, note: Checkpoint.Note), root: Hash256) {
+        for c in checkpoints {
             let cp = c.note.checkpoint
+            guard c.size <= head, let root = roots[c.size] else {
+                problems.append("checkpoint \(c.size) is beyond the log's head \(head): the log was truncated after it was signed")
+                continue
+            }
             if let key, !c.note.isSigned(by: key) { problems.append("checkpoint \(cp.size): not signed by \(key.name) (a different key, or an altered note)") }
             if let o = origin, o != cp.origin { problems.append("checkpoint \(cp.size): origin \(cp.origin) is not \(o)") }
             origin = origin ?? cp.origin
@@ -167,33 +191,12 @@ public struct Checkpoints {
                 problems.append("checkpoint \(cp.size): its root \(cp.root) is not the root of the log's first \(cp.size) events (\(root)): the history it signed was rewritten")
             }
         }
-        let cursor = source.cursor(from: 0, end: head, filter: .all)
-        while let c = next, c.size == 0 {
-            check(c, root: Merkle.emptyRoot)
-            next = pending.next()
-        }
-        var storedTreeChecked = tree == nil
-        let storedSize = try tree?.size ?? 0
-        while next != nil || !storedTreeChecked, let view = try cursor.next() {
-            guard let hash = view.storedHash else { throw LedgerError(.corrupt, "the event at offset \(view.offset) has no readable hash") }
-            frontier.append(leafHash: Merkle.leafHash(hash))
-            while let c = next, c.size == frontier.size {
-                check(c, root: frontier.root)
-                next = pending.next()
+        if let (store, storedSize) = tree {
+            if storedSize > head {
+                problems.append("the stored Merkle tree has \(storedSize) leaves, beyond the log's head \(head)")
+            } else if let root = roots[storedSize], try store.root(size: storedSize) != root {
+                problems.append("the stored Merkle tree (\(storedSize) leaves) does not match the log: rebuild it (delete \(store.directory))")
             }
-            if !storedTreeChecked, frontier.size == storedSize, let tree {
-                if try tree.root(size: storedSize) != frontier.root {
-                    problems.append("the stored Merkle tree (\(storedSize) leaves) does not match the log: rebuild it (delete \(tree.directory))")
-                }
-                storedTreeChecked = true
-            }
-        }
-        while let c = next {
-            problems.append("checkpoint \(c.size) is beyond the log's head \(head): the log was truncated after it was signed")
-            next = pending.next()
-        }
-        if !storedTreeChecked, tree != nil {
-            problems.append("the stored Merkle tree has \(storedSize) leaves, beyond the log's head \(head)")
         }
         return problems
     }

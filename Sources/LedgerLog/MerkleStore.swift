@@ -12,6 +12,12 @@ public import LedgerCore
 /// and is never rebuilt. It is derived data: it can always be recomputed from the log, which
 /// `ledger verify` does, and a torn write is cut back on open.
 ///
+/// The level files are not synced with every append: `merkle/SYNCED` holds the number of leaves
+/// whose nodes were last fdatasynced (``sync()``: the log's writer does it about once a second
+/// and on close, a catch-up when it ends). After a power loss whatever lies beyond it may be
+/// garbage, so the log's writer cuts the tree back to it on open and the leaves are added again
+/// from the log.
+///
 /// Every operation takes an exclusive `flock` on `merkle/LOCK` for its duration and rereads the
 /// levels' sizes, so a server and a CLI on the same data directory can both extend and read it.
 /// One instance is not for sharing between threads.
@@ -95,6 +101,34 @@ public final class MerkleStore: MerkleNodes {
     /// Cuts the tree back to `size` leaves (a log truncated below it, a torn write).
     public func truncate(to size: Int64) throws { try withLock { try truncateLocked(to: size) } }
 
+    fileprivate var syncedPath: String { directory + "/SYNCED" }
+
+    /// Leaves whose nodes are known to be on disk (0 if the tree was never synced).
+    public var syncedSize: Int64 { HeadFile.read(file: syncedPath) ?? 0 }
+
+    /// fdatasyncs every level, then records their size in `SYNCED`. Returns the size synced.
+    @discardableResult
+    public func sync() throws -> Int64 {
+        try withLock {
+            if HeadFile.read(file: syncedPath) == counts[0] { return counts[0] }
+            for l in fds.indices { try FileIO.fdatasync(fds[l], path(l)) }
+            try FileIO.writeAtomically(syncedPath, HeadFile.encode(counts[0]), directory: directory)
+            return counts[0]
+        }
+    }
+
+    /// What the log's writer does on open: the tree cut back to what was synced and what the log
+    /// holds (`head`). Returns the leaves cut.
+    @discardableResult
+    public func recover(head: Int64) throws -> Int64 {
+        try withLock {
+            let keep = min(counts[0], head, HeadFile.read(file: syncedPath) ?? 0)
+            let cut = counts[0] - keep
+            if cut > 0 { try truncateLocked(to: keep) }
+            return cut
+        }
+    }
+
     private func truncateLocked(to size: Int64) throws {
         for l in fds.indices {
             let keep = size >> Int64(l)
@@ -119,7 +153,33 @@ public final class MerkleStore: MerkleNodes {
                 guard let hash = view.storedHash else {
                     throw LedgerError(.corrupt, "the event at offset \(view.offset) has no readable hash")
                 }
-                try appender.add(appender.sha.leafHash(hash))
+                try appender.add(BulkSHA256.leaf(hash))
+            }
+            try appender.flush()
+            try sync()
+            return counts[0]
+        }
+    }
+
+    /// Appends the leaves of events `base ..< base + n` from their event hashes, handed over by
+    /// the log's writer once they are durable (``TreeMaintainer``): what another process already
+    /// added is skipped, a gap before `base` is filled from `source` first. Returns the new size.
+    @discardableResult
+    public func extend(base: Int64, eventHashes runs: [[Hash256]], source: () throws -> any LogSource) throws -> Int64 {
+        try withLock {
+            if counts[0] < base { _ = try catchUp(try source(), to: base) }
+            guard counts[0] >= base else {
+                throw LedgerError(.internal, "the Merkle tree has \(counts[0]) leaves and cannot reach offset \(base) from the log")
+            }
+            var skip = counts[0] - base
+            var appender = try Appender(self)
+            for run in runs {
+                if skip >= Int64(run.count) {
+                    skip -= Int64(run.count)
+                    continue
+                }
+                for hash in run.dropFirst(Int(skip)) { try appender.add(BulkSHA256.leaf(hash)) }
+                skip = 0
             }
             try appender.flush()
             return counts[0]
@@ -137,11 +197,11 @@ public final class MerkleStore: MerkleNodes {
         }
     }
 
-    /// Buffers new nodes level by level and writes them in large pieces. The right edge — the
+    /// Buffers new nodes level by level and writes them every 4,096 leaves (256 KiB over all
+    /// levels: small enough to stay in a core's cache, beside the appends' own work). The right edge — the
     /// last node of each level whose count is odd — waits for its sibling.
     private struct Appender {
         let store: MerkleStore
-        let sha = BulkSHA256()
         var edge: [Hash256?] = []
         var buffers: [[UInt8]] = []
         var pending = 0
@@ -158,19 +218,17 @@ public final class MerkleStore: MerkleNodes {
             while true {
                 while buffers.count <= level { buffers.append([]) }
                 while edge.count <= level { edge.append(nil) }
-                let start = buffers[level].count
-                buffers[level].append(contentsOf: repeatElement(0, count: 32))
-                hash.write(into: &buffers[level], at: start)
+                withUnsafeBytes(of: hash.bigEndianBytes) { buffers[level].append(contentsOf: $0) }
                 guard let left = edge[level] else {
                     edge[level] = hash
                     break
                 }
                 edge[level] = nil
-                hash = sha.nodeHash(left, hash)
+                hash = BulkSHA256.node(left, hash)
                 level += 1
             }
             pending += 1
-            if pending == 65_536 { try flush() }
+            if pending == 4096 { try flush() }
         }
 
         mutating func flush() throws {

@@ -20,6 +20,10 @@ public struct LogOptions: Sendable {
     /// The wall clock the ledger stamps `time` with (tests set their own).
     public var clock: @Sendable () -> Timestamp = { Timestamp.now() }
     public var logger: Logger = Logger(label: "ledger.log")
+    /// Keep the Merkle tree (`<data-dir>/merkle/`, `Schemas/proofs.md`) up with the log as it is
+    /// written, from the hashes the writer computed (on by default). Off, checkpoints and proofs
+    /// catch the tree up by reading the log when they need it.
+    public var maintainTree = true
     /// Called after every group commit, on the syncer thread (metrics).
     public var onSync: (@Sendable (SyncReport) -> Void)?
 
@@ -70,10 +74,18 @@ public final class SegmentLog: Sendable {
         // HEAD is replaced before the syncer opens it for its in-place updates.
         try FileIO.writeAtomically(HeadFile.path(directory), HeadFile.encode(outcome.head), directory: directory)
         let heads = HeadSignal(head: outcome.head)
+        // The tree only ever holds durable events, and only what was synced is trusted after a
+        // crash: it is cut back to both, and the writer adds the rest again from the log.
+        if FileIO.exists(MerkleStore.directory(dataDirectory: directory) + "/level-00.bin") {
+            let cut = try MerkleStore(dataDirectory: directory).recover(head: outcome.head)
+            if cut > 0 { options.logger.info("the Merkle tree was cut back by \(cut) leaves not known to be synced; they are added again from the log") }
+        }
+        let tree = options.maintainTree ? TreeMaintainer(dataDirectory: directory, durable: outcome.head, logger: options.logger) : nil
         let pipeline = AppendPipeline(
             options: options, set: set, index: index, head: outcome.head, lastHash: outcome.lastHash,
-            lastTime: outcome.lastTime, heads: heads)
+            lastTime: outcome.lastTime, heads: heads, tree: tree)
         let log = SegmentLog(directory: directory, options: options, set: set, pipeline: pipeline, index: index, lock: lock, heads: heads, recovered: outcome.truncatedBytes)
+        tree?.start()
         pipeline.start()
         // Weak: the pipeline holds the index, a strong capture would keep both (and every segment
         // descriptor) alive after close.
@@ -162,6 +174,7 @@ public final class SegmentLog: Sendable {
     @available(*, noasync, message: "close() waits for the writer threads and fsyncs; call it from a thread of its own")
     public func close() throws {
         pipeline.close()
+        pipeline.tree?.close()
         let failure = pipeline.failure
         if failure == nil {
             try index.flushNow(through: head, minimum: 16 * 1024)

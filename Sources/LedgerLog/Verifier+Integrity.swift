@@ -52,13 +52,16 @@ extension Verifier {
         var problem: (offset: Int64, text: String)?
         /// The payload could not be decompressed (the problem is told with the batch's place).
         var framing = false
+        /// The Merkle leaf hash of each record (when asked for: computed where the hash is).
+        var leaves: [Hash256] = []
     }
 
     /// Checks a batch's records without the batch before it: each record's tail against its
     /// header, the links inside the batch, each hash, and the batch header's summary.
-    static func integrity(of batch: PendingBatch) -> BatchOutcome {
+    static func integrity(of batch: PendingBatch, leaves: Bool) -> BatchOutcome {
         var out = BatchOutcome()
         let header = batch.header
+        if leaves { out.leaves.reserveCapacity(Int(header.nextOffset - header.baseOffset)) }
         let (decompressed, failed) = batch.payload()
         guard let payload = decompressed else { return failed }
         let tail = ByteWriter(capacity: 512)
@@ -90,6 +93,7 @@ extension Verifier {
                 }
                 previous = hash
                 previousTime = view.time.milliseconds
+                if leaves { out.leaves.append(BulkSHA256.leaf(hash)) }
             }
         }
         if position != payload.length {
@@ -148,13 +152,13 @@ extension Verifier {
 
 
     /// Checks `batches` (consecutive, in order) on every core.
-    static func integrity(of batches: [PendingBatch]) -> [BatchOutcome] {
+    static func integrity(of batches: [PendingBatch], leaves: Bool) -> [BatchOutcome] {
         let slots = UnsafeMutableBufferPointer<BatchOutcome>.allocate(capacity: batches.count)
         slots.initialize(repeating: BatchOutcome())
         defer { slots.deallocate() }
         let out = UncheckedOutcomes(slots)
         DispatchQueue.concurrentPerform(iterations: batches.count) { i in
-            out.slots[i] = integrity(of: batches[i])  // each index written by one iteration only
+            out.slots[i] = integrity(of: batches[i], leaves: leaves)  // each index written by one iteration only
         }
         return Array(slots)
     }

@@ -21,6 +21,9 @@ public struct VerifyReport: Sendable {
     /// The first offset of that batch: the head a repair cuts back to.
     public var badBatchOffset: Int64?
     public var isClean: Bool { problem == nil }
+    /// The Merkle root of the log's first n events, for each n asked for (`merkleRootsAt`) that
+    /// the check reached: the tree computed from the events themselves, nothing stored trusted.
+    public var merkleRoots: [Int64: Hash256] = [:]
 
     /// `{"ok","events","batches","segments","bytes","headHash","badOffset"?,"problem"?}`.
     public var json: JSONValue {
@@ -38,10 +41,18 @@ public struct VerifyReport: Sendable {
 /// framing, every record's canonical JSON against its binary header, each event's schema, and the
 /// whole hash chain (`Schemas/hashing.md`). Runs alongside a writer (it reads up to the durable head).
 public enum Verifier {
-    public static func verify(directory: String, depth: VerifyDepth = .full, progress: ((Int64) -> Void)? = nil) throws -> VerifyReport {
+    /// `merkleRootsAt`: tree sizes whose roots to compute on the way (the leaves are hashed with
+    /// the events, on every core; the tree is folded in order) — checkpoints and the stored tree
+    /// are then checked without reading the log again.
+    public static func verify(
+        directory: String, depth: VerifyDepth = .full, merkleRootsAt sizes: Set<Int64> = [], progress: ((Int64) -> Void)? = nil
+    ) throws -> VerifyReport {
         let set = try SegmentSet.openExternal(dataDirectory: directory)
         let head = set.durableHead
         var report = VerifyReport()
+        let wantLeaves = sizes.contains { $0 > 0 && $0 <= head }
+        var frontier = MerkleFrontier()
+        if sizes.contains(0) { report.merkleRoots[0] = Merkle.emptyRoot }
         var expected: Int64 = 0
         var previousHash = Hash256.zero
         var previousTime: Int64 = Int64.min
@@ -72,13 +83,13 @@ public enum Verifier {
             }
             let outcomes: [BatchOutcome]
             switch depth {
-            case .integrity: outcomes = integrity(of: pending)
+            case .integrity: outcomes = integrity(of: pending, leaves: wantLeaves)
             case .full:
                 var list: [BatchOutcome] = []
                 var hash = previousHash
                 var time = previousTime
                 for batch in pending {
-                    let o = fullCheck(of: batch, previousHash: hash, previousTime: time, catalog: catalog)
+                    let o = fullCheck(of: batch, previousHash: hash, previousTime: time, catalog: catalog, leaves: wantLeaves)
                     list.append(o)
                     if o.problem != nil { break }
                     (hash, time) = (o.lastHash, o.lastTime)
@@ -100,6 +111,10 @@ public enum Verifier {
                 }
                 previousHash = o.lastHash
                 previousTime = o.lastTime
+                for leaf in o.leaves {
+                    frontier.append(leafHash: leaf)
+                    if sizes.contains(frontier.size) { report.merkleRoots[frontier.size] = frontier.root }
+                }
                 report.events += batch.header.nextOffset - batch.header.baseOffset
                 report.batches += 1
                 report.bytes += Int64(batch.header.totalSize)
@@ -153,7 +168,7 @@ public enum Verifier {
     }
 
     /// A batch checked record by record with the full checks (``check(_:previousHash:previousTime:catalog:)``).
-    static func fullCheck(of batch: PendingBatch, previousHash: Hash256, previousTime: Int64, catalog: EventCatalog) -> BatchOutcome {
+    static func fullCheck(of batch: PendingBatch, previousHash: Hash256, previousTime: Int64, catalog: EventCatalog, leaves: Bool) -> BatchOutcome {
         var out = BatchOutcome()
         let header = batch.header
         let (decompressed, failed) = batch.payload()
@@ -177,6 +192,7 @@ public enum Verifier {
                 return out
             case .success(let h):
                 hash = h
+                if leaves { out.leaves.append(BulkSHA256.leaf(h)) }
             }
             firstTime = firstTime ?? view.time.milliseconds
             time = view.time.milliseconds

@@ -85,8 +85,11 @@ enum HeadFile {
         return bytes
     }
 
-    static func read(_ directory: String) -> Int64? {
-        guard let bytes = try? FileIO.readFile(path(directory)), bytes.count == 16 else { return nil }
+    static func read(_ directory: String) -> Int64? { read(file: path(directory)) }
+
+    /// A 16-byte value-and-complement file (HEAD, the Merkle tree's SYNCED); nil if missing or torn.
+    static func read(file: String) -> Int64? {
+        guard let bytes = try? FileIO.readFile(file), bytes.count == 16 else { return nil }
         return bytes.withUnsafeBytes { b -> Int64? in
             let v = b.baseAddress!.le(0, as: UInt64.self)
             guard b.baseAddress!.le(8, as: UInt64.self) == ~v else { return nil }

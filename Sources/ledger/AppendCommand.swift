@@ -25,9 +25,20 @@ struct AppendCommand: ParsableCommand {
     @Flag(help: "Print nothing for accepted events.")
     var quiet = false
 
+    @Flag(help: ArgumentHelp(
+        "Do not keep the Merkle tree up while appending (checkpoints and proofs catch it up from the log when they need it).",
+        discussion: "By default the writer adds each durable event's leaf to <data-dir>/merkle/ from the hash it computed."))
+    var noTree = false
+
     func run() throws {
+        let noTree = self.noTree
         let log: any EventLog & PreparedAppender =
-            kafka.isKafka ? try kafka.openWriter(data, maxDataBytes: maxDataBytes) : try openLog(data) { $0.maxDataBytes = maxDataBytes }
+            kafka.isKafka
+            ? try kafka.openWriter(data, maxDataBytes: maxDataBytes)
+            : try openLog(data) {
+                $0.maxDataBytes = maxDataBytes
+                $0.maintainTree = !noTree
+            }
         let quiet = self.quiet
         let ingest = LineIngest(log: log, policy: AppendPolicy(actor: ProcessInfoLite.localActor, maxDataBytes: maxDataBytes), mode: .append) { results in
             for r in results {

@@ -27,9 +27,9 @@ struct BenchAppend: AsyncParsableCommand {
             Appends are durable (fsync per group commit) unless --fsync never.
             """)
 
-    enum Scenario: String, ExpressibleByArgument, CaseIterable { case all, batches, concurrent, ingest, open }
+    enum Scenario: String, ExpressibleByArgument, CaseIterable { case all, batches, concurrent, ingest, open, tree }
 
-    @Option(help: "all, batches, concurrent, ingest or open.")
+    @Option(help: "all, batches, concurrent, ingest, open, or tree (ingest with and without the Merkle tree kept up, alternately).")
     var scenario: Scenario = .all
     @Option(help: "Events per scenario (batches, ingest).")
     var events: Int = 1_000_000
@@ -62,7 +62,53 @@ struct BenchAppend: AsyncParsableCommand {
         if scenario == .all || scenario == .concurrent { try await concurrent(base + "/concurrent") }
         if scenario == .all || scenario == .ingest { try ingest(base + "/ingest") }
         if scenario == .all || scenario == .open { try await open(base + "/open") }
+        if scenario == .tree { try tree(base + "/tree") }
         Terminal.flush()
+    }
+
+    /// What keeping the Merkle tree up costs the ingest: `ledger append` of the same file with and
+    /// without (`--no-tree`), alternately, three times each; the medians of wall time and of the
+    /// child's CPU time.
+    func tree(_ dir: String) throws {
+        let file = dir + ".ndjson"
+        try writeFile(file, ingestFile())
+        defer { if workDir == nil { unlink(file) } }
+        var runs: [Bool: [(wall: Double, cpu: Double)]] = [true: [], false: []]
+        for round in 0..<6 {
+            let withTree = round % 2 == 0
+            removeTree(dir)
+            var before = rusage()
+            getrusage(RUSAGE_CHILDREN.rawValue, &before)
+            let start = monotonicSeconds()
+            let status = try runSelf(["append", "--data-dir", dir, "--quiet"] + (withTree ? [] : ["--no-tree"]), stdin: file, stdout: "/dev/null")
+            let wall = monotonicSeconds() - start
+            var after = rusage()
+            getrusage(RUSAGE_CHILDREN.rawValue, &after)
+            guard status == 0 else { throw LedgerError(.internal, "ledger append exited with \(status)") }
+            func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
+            let cpu = seconds(after.ru_utime) + seconds(after.ru_stime) - seconds(before.ru_utime) - seconds(before.ru_stime)
+            let leaves = withTree ? try MerkleStore(dataDirectory: dir).size : 0
+            guard !withTree || leaves == Int64(events) else { throw LedgerError(.internal, "the tree holds \(leaves) leaves, expected \(events)") }
+            runs[withTree]!.append((wall, cpu))
+            Terminal.line("  \(withTree ? "with the tree   " : "without the tree"): \(Format.count(Int64(Double(events) / wall))) events/s, \(Format.fixed(wall, 2)) s, CPU \(Format.fixed(cpu, 2)) s")
+            Terminal.flush()
+        }
+        func median(_ v: [Double]) -> Double { v.sorted()[v.count / 2] }
+        let (w1, w0) = (median(runs[true]!.map(\.wall)), median(runs[false]!.map(\.wall)))
+        let (c1, c0) = (median(runs[true]!.map(\.cpu)), median(runs[false]!.map(\.cpu)))
+        Terminal.line("tree: ingest of \(Format.count(Int64(events))) events, medians of 3: with the tree \(Format.count(Int64(Double(events) / w1))) events/s, without \(Format.count(Int64(Double(events) / w0))) events/s (\(Format.fixed((w1 / w0 - 1) * 100, 1)) % more time); CPU \(Format.fixed(c1, 2)) s against \(Format.fixed(c0, 2)) s (\(Format.fixed((c1 / c0 - 1) * 100, 1)) % more)")
+    }
+
+    /// The ingest scenario's NDJSON: `events` one-event requests.
+    func ingestFile() throws -> [UInt8] {
+        var generator = BenchEvents(seed: 3)
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(events * 200)
+        for _ in 0..<events {
+            bytes += (try CanonicalJSON.encode(generator.event().requestJSON))
+            bytes.append(0x0A)
+        }
+        return bytes
     }
 
     func batches(_ dir: String) async throws {
@@ -130,13 +176,7 @@ struct BenchAppend: AsyncParsableCommand {
 
     func ingest(_ dir: String) throws {
         let file = dir + ".ndjson"
-        var generator = BenchEvents(seed: 3)
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(events * 200)
-        for _ in 0..<events {
-            bytes += (try CanonicalJSON.encode(generator.event().requestJSON))
-            bytes.append(0x0A)
-        }
+        let bytes = try ingestFile()
         try writeFile(file, bytes)
         let start = monotonicSeconds()
         let status = try runSelf(["append", "--data-dir", dir, "--quiet"], stdin: file, stdout: "/dev/null")

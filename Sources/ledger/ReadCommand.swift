@@ -150,7 +150,11 @@ struct VerifyCommand: ParsableCommand {
         let start = monotonicSeconds()
         let kafkaLog = kafka.isKafka ? try kafka.openReader(data) : nil
         let progress = Progress("verify", total: try kafkaLog?.head ?? LogReader(directory: data.resolved).head)
-        let report = try kafkaLog.map { try Verifier.verify(source: $0) { progress.update($0) } } ?? Verifier.verify(directory: data.resolved, depth: deep ? .full : .integrity) { progress.update($0) }
+        // Checkpoints and the stored tree are checked against roots computed on the way (the
+        // tree's size read before the log's head: it only holds durable events).
+        let proofs = kafkaLog == nil ? try storedProofs() : nil
+        let report = try kafkaLog.map { try Verifier.verify(source: $0) { progress.update($0) } }
+            ?? Verifier.verify(directory: data.resolved, depth: deep ? .full : .integrity, merkleRootsAt: proofs?.sizes ?? []) { progress.update($0) }
         progress.finish()
         let seconds = monotonicSeconds() - start
         let repairs = kafkaLog == nil ? Repair.records(directory: data.resolved) : []
@@ -181,25 +185,37 @@ struct VerifyCommand: ParsableCommand {
             try kafkaLog.close()
             return
         }
-        try verifyCheckpoints()
+        if let proofs { try verifyCheckpoints(proofs, report: report) }
     }
 
-    /// Every stored checkpoint against the log's own tree (recomputed from the events), with
-    /// `--public-key` its signature; and the stored tree against the log.
-    func verifyCheckpoints() throws {
-        let key = try publicKey.map(loadVerifierKey)
+    struct StoredProofs {
+        var checkpoints: [(size: Int64, note: Checkpoint.Note)]
+        var tree: (store: MerkleStore, size: Int64)?
+        var sizes: Set<Int64> { Set(checkpoints.map(\.size) + (tree.map { [$0.size] } ?? [])) }
+    }
+
+    /// The stored checkpoints and the stored tree with its size, if any.
+    func storedProofs() throws -> StoredProofs {
         let checkpoints = try Checkpoints(dataDirectory: data.resolved).list()
         let hasTree = access(MerkleStore.directory(dataDirectory: data.resolved) + "/level-00.bin", F_OK) == 0
-        guard !checkpoints.isEmpty || hasTree else {
+        let tree = hasTree ? try MerkleStore(dataDirectory: data.resolved) : nil
+        return StoredProofs(checkpoints: checkpoints, tree: try tree.map { ($0, try $0.size) })
+    }
+
+    /// Every stored checkpoint against the log's own tree (its roots computed from the events by
+    /// the check above), with `--public-key` its signature; and the stored tree against the log.
+    func verifyCheckpoints(_ proofs: StoredProofs, report: VerifyReport) throws {
+        let key = try publicKey.map(loadVerifierKey)
+        let checkpoints = proofs.checkpoints
+        guard !checkpoints.isEmpty || proofs.tree != nil else {
             if key != nil { throw LedgerError(.corrupt, "no signed checkpoint to verify against the key") }
             return
         }
-        let reader = try LogReader(directory: data.resolved)
-        let tree = hasTree ? try MerkleStore(dataDirectory: data.resolved) : nil
-        let problems = try Checkpoints.verify(reader, checkpoints: checkpoints, key: key, tree: tree)
+        let problems = try Checkpoints.verify(head: report.events, roots: report.merkleRoots, checkpoints: checkpoints, key: key, tree: proofs.tree)
         if format == .table, problems.isEmpty {
             Terminal.line("checkpoints: \(checkpoints.count) match the log's Merkle tree" + (key.map { ", each signed by \($0.name)" } ?? " (signatures not checked: --public-key)")
-                + (checkpoints.last.map { "; latest of \($0.size) events" } ?? ""))
+                + (checkpoints.last.map { "; latest of \($0.size) events" } ?? "")
+                + (proofs.tree.map { "; the stored tree (\(Format.count($0.size)) leaves) matches the log" } ?? ""))
         }
         if !problems.isEmpty {
             for p in problems.dropFirst() { Terminal.error(p) }

@@ -76,6 +76,20 @@ import Testing
         #expect(try Merkle.root(InMemoryMerkleNodes(), size: 0) == Hash256(bytes: Self.sha([])))
     }
 
+    /// The bulk leaf and node hashes (the compression function on fixed padding) against
+    /// swift-crypto's SHA-256 of the same bytes, on random inputs.
+    @Test func bulkLeafAndNodeHashesAreSHA256OfTheirInputs() throws {
+        var rng = SeededGenerator(defaultSeed: 33_65)
+        for _ in 0..<2_000 {
+            let a = (0..<32).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            let b = (0..<32).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            let (ha, hb) = (Hash256(bytes: a), Hash256(bytes: b))
+            #expect(BulkSHA256.leaf(ha) == Hash256(bytes: Self.sha([0] + a)), "seed \(rng.seed)")
+            #expect(BulkSHA256.node(ha, hb) == Hash256(bytes: Self.sha([1] + a + b)), "seed \(rng.seed)")
+            #expect(BulkSHA256.node(ha, hb) == Merkle.nodeHash(ha, hb) && BulkSHA256.leaf(hb) == Merkle.leafHash(hb))
+        }
+    }
+
     @Test func tamperedProofsAreRefused() throws {
         var rng = SeededGenerator(defaultSeed: 6962)
         let all = Self.events(257)

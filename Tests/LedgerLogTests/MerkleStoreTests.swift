@@ -7,9 +7,12 @@ import LedgerCore
 /// torn write or a crash between the levels' writes is cut back on open and caught up again to
 /// the same roots; a log truncated below the tree is followed.
 @Suite struct MerkleStoreTests {
+    /// A log of `n` events whose writer does not keep the tree up (these tests build it).
     func log(_ n: Int) async throws -> (TemporaryDirectory, SegmentLog) {
         let dir = TemporaryDirectory()
-        let log = try SegmentLog.open(directory: dir.path + "/d", options: testOptions())
+        var options = testOptions()
+        options.maintainTree = false
+        let log = try SegmentLog.open(directory: dir.path + "/d", options: options)
         var requests: [AppendRequest] = []
         for i in 0..<n { requests.append(queued("j\(i)", gpus: 1 + i % 4)) }
         for chunk in stride(from: 0, to: n, by: 100) {
@@ -79,5 +82,79 @@ import LedgerCore
         try reopened.catchUp(log)
         #expect(try reopened.root(size: 700) == root)
         try await log.close()
+    }
+
+    /// The root of the log's first `size` events, folded from its stored hashes.
+    func logRoot(_ data: String, size: Int64) throws -> Hash256 {
+        var frontier = MerkleFrontier()
+        let cursor = try LogReader(directory: data).cursor(from: 0, end: size)
+        while let view = try cursor.next() { frontier.append(leafHash: Merkle.leafHash(try view.envelope().hash)) }
+        #expect(frontier.size == size)
+        return frontier.root
+    }
+
+    func append(_ log: SegmentLog, _ n: Int, from first: Int, rng: inout SeededGenerator) async throws {
+        var i = first
+        while i < first + n {
+            let k = min(first + n - i, Int.random(in: 1...60, using: &rng))
+            _ = try await log.append((i..<(i + k)).map { queued("j\($0)", gpus: 1 + $0 % 4) }, policy: user)
+            i += k
+        }
+    }
+
+    /// The writer keeps the tree up from the hashes it computed: after close the tree holds every
+    /// event and its root is the log's; a tree deleted meanwhile is rebuilt from the log (the gap)
+    /// and then followed; a tree longer than the log is cut back when the log opens; another
+    /// reader extending the same tree at the same time changes nothing.
+    @Test func theWriterKeepsTheTreeUpAsItAppends() async throws {
+        let dir = TemporaryDirectory()
+        let data = dir.path + "/d"
+        var rng = SeededGenerator(defaultSeed: 9_162_1)
+        var log = try SegmentLog.open(directory: data, options: testOptions())
+        try await append(log, 1000, from: 0, rng: &rng)
+        try await log.close()
+        #expect(try MerkleStore(dataDirectory: data).size == 1000, "\(rng.note)")
+        #expect(try MerkleStore(dataDirectory: data).root(size: 1000) == (try logRoot(data, size: 1000)))
+
+        // Deleted: the next round fills the gap from the log, then adds the new events.
+        try FileManager.default.removeItem(atPath: MerkleStore.directory(dataDirectory: data))
+        log = try SegmentLog.open(directory: data, options: testOptions())
+        try await append(log, 10, from: 1000, rng: &rng)
+        try await log.close()
+        #expect(try MerkleStore(dataDirectory: data).size == 1010)
+        #expect(try MerkleStore(dataDirectory: data).root(size: 1010) == (try logRoot(data, size: 1010)))
+
+        // Longer than the log (leaves of events a crash took back): cut back on open.
+        try MerkleStore(dataDirectory: data).append(leafHashes: (0..<37).map { Hash256(words: (UInt64($0), 1, 2, 3)) })
+        #expect(try MerkleStore(dataDirectory: data).size == 1047)
+        log = try SegmentLog.open(directory: data, options: testOptions())
+        #expect(try MerkleStore(dataDirectory: data).size == 1010)
+
+        // A reader catching the same tree up (a checkpoint, a proof) while the writer keeps it.
+        let reader = try LogReader(directory: data)
+        let other = try MerkleStore(dataDirectory: data)
+        for round in 0..<20 {
+            try await append(log, 25, from: 1010 + round * 25, rng: &rng)
+            try other.catchUp(reader)
+        }
+        try await log.close()
+        #expect(try other.size == 1510)
+        #expect(try other.root(size: 1510) == (try logRoot(data, size: 1510)))
+    }
+
+    /// The tree is derived data: when it cannot be written the writer says so and stops keeping
+    /// it, and the appends go on.
+    @Test func aTreeThatCannotBeWrittenDoesNotStopTheAppends() async throws {
+        let dir = TemporaryDirectory()
+        let data = dir.path + "/d"
+        try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+        // A file where the tree's directory would be: it cannot be created.
+        FileManager.default.createFile(atPath: MerkleStore.directory(dataDirectory: data), contents: Data("x".utf8))
+        var rng = SeededGenerator(defaultSeed: 404)
+        let log = try SegmentLog.open(directory: data, options: testOptions())
+        try await append(log, 300, from: 0, rng: &rng)
+        #expect(log.head == 300)
+        try await log.close()
+        #expect(try Verifier.verify(directory: data, depth: .integrity).events == 300)
     }
 }

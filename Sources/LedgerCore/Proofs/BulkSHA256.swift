@@ -33,27 +33,50 @@ public final class BulkSHA256 {
         return withUnsafeBytes(of: &out) { Hash256(raw: $0) }
     }
 
-    /// `SHA-256(0x00 ‖ event hash)`: a Merkle leaf.
-    public func leafHash(_ eventHash: Hash256) -> Hash256 {
-        withUnsafeTemporaryAllocation(byteCount: 33, alignment: 8) { b in
-            b[0] = 0
-            eventHash.store(into: b.baseAddress! + 1)
-            return hash(UnsafeRawBufferPointer(b))
+    /// `SHA-256(0x00 ‖ event hash)`: a Merkle leaf (one compression, its padding fixed).
+    public func leafHash(_ eventHash: Hash256) -> Hash256 { BulkSHA256.leaf(eventHash) }
+
+    /// `SHA-256(0x01 ‖ left ‖ right)`: a Merkle node (two compressions, the padding fixed).
+    public func nodeHash(_ left: Hash256, _ right: Hash256) -> Hash256 { BulkSHA256.node(left, right) }
+
+    /// A Merkle leaf hash without an instance (no context is kept: the compression function is
+    /// called on a stack block).
+    public static func leaf(_ eventHash: Hash256) -> Hash256 {
+        var input = eventHash.bigEndianBytes
+        var out = Hash256.zero.bigEndianBytes
+        withUnsafeBytes(of: &input) { i in
+            withUnsafeMutableBytes(of: &out) { o in
+                ledger_merkle_leaf(i.baseAddress!.assumingMemoryBound(to: UInt8.self), o.baseAddress!.assumingMemoryBound(to: UInt8.self))
+            }
         }
+        return withUnsafeBytes(of: &out) { Hash256(raw: $0) }
     }
 
-    /// `SHA-256(0x01 ‖ left ‖ right)`: a Merkle node.
-    public func nodeHash(_ left: Hash256, _ right: Hash256) -> Hash256 {
-        withUnsafeTemporaryAllocation(byteCount: 65, alignment: 8) { b in
-            b[0] = 1
-            left.store(into: b.baseAddress! + 1)
-            right.store(into: b.baseAddress! + 33)
-            return hash(UnsafeRawBufferPointer(b))
+    /// A Merkle node hash without an instance.
+    public static func node(_ left: Hash256, _ right: Hash256) -> Hash256 {
+        var l = left.bigEndianBytes
+        var r = right.bigEndianBytes
+        var out = Hash256.zero.bigEndianBytes
+        withUnsafeBytes(of: &l) { lp in
+            withUnsafeBytes(of: &r) { rp in
+                withUnsafeMutableBytes(of: &out) { o in
+                    ledger_merkle_node(
+                        lp.baseAddress!.assumingMemoryBound(to: UInt8.self), rp.baseAddress!.assumingMemoryBound(to: UInt8.self),
+                        o.baseAddress!.assumingMemoryBound(to: UInt8.self))
+                }
+            }
         }
+        return withUnsafeBytes(of: &out) { Hash256(raw: $0) }
     }
 }
 
 extension Hash256 {
+    /// The 32 digest bytes in order, as a value (words stored big-endian).
+    @inline(__always)
+    public var bigEndianBytes: (UInt64, UInt64, UInt64, UInt64) {
+        (words.0.bigEndian, words.1.bigEndian, words.2.bigEndian, words.3.bigEndian)
+    }
+
     /// Writes the 32 bytes (big-endian words) at `p`.
     @inline(__always)
     func store(into p: UnsafeMutableRawPointer) {

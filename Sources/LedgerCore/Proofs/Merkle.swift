@@ -216,7 +216,7 @@ public struct MerkleFrontier: Sendable {
         var node = (0, leafHash)
         while let last = stack.last, last.0 == node.0 {
             stack.removeLast()
-            node = (node.0 + 1, Merkle.nodeHash(last.1, node.1))
+            node = (node.0 + 1, BulkSHA256.node(last.1, node.1))
         }
         stack.append(node)
         size += 1
@@ -225,7 +225,7 @@ public struct MerkleFrontier: Sendable {
     /// The root of the leaves so far (RFC 9162: the complete subtrees folded from the right).
     public var root: Hash256 {
         guard var r = stack.last?.1 else { return Merkle.emptyRoot }
-        for (_, h) in stack.dropLast().reversed() { r = Merkle.nodeHash(h, r) }
+        for (_, h) in stack.dropLast().reversed() { r = BulkSHA256.node(h, r) }
         return r
     }
 }
