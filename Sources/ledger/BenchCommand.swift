@@ -67,14 +67,14 @@ struct BenchAppend: AsyncParsableCommand {
     }
 
     /// What keeping the Merkle tree up costs the ingest: `ledger append` of the same file with and
-    /// without (`--no-tree`), alternately, three times each; the medians of wall time and of the
+    /// without (`--no-tree`), alternately, five times each; the medians of wall time and of the
     /// child's CPU time.
     func tree(_ dir: String) throws {
         let file = dir + ".ndjson"
         try writeFile(file, ingestFile())
         defer { if workDir == nil { unlink(file) } }
         var runs: [Bool: [(wall: Double, cpu: Double)]] = [true: [], false: []]
-        for round in 0..<6 {
+        for round in 0..<10 {
             let withTree = round % 2 == 0
             removeTree(dir)
             var before = rusage()
@@ -96,7 +96,7 @@ struct BenchAppend: AsyncParsableCommand {
         func median(_ v: [Double]) -> Double { v.sorted()[v.count / 2] }
         let (w1, w0) = (median(runs[true]!.map(\.wall)), median(runs[false]!.map(\.wall)))
         let (c1, c0) = (median(runs[true]!.map(\.cpu)), median(runs[false]!.map(\.cpu)))
-        Terminal.line("tree: ingest of \(Format.count(Int64(events))) events, medians of 3: with the tree \(Format.count(Int64(Double(events) / w1))) events/s, without \(Format.count(Int64(Double(events) / w0))) events/s (\(Format.fixed((w1 / w0 - 1) * 100, 1)) % more time); CPU \(Format.fixed(c1, 2)) s against \(Format.fixed(c0, 2)) s (\(Format.fixed((c1 / c0 - 1) * 100, 1)) % more)")
+        Terminal.line("tree: ingest of \(Format.count(Int64(events))) events, medians of 5: with the tree \(Format.count(Int64(Double(events) / w1))) events/s, without \(Format.count(Int64(Double(events) / w0))) events/s (\(Format.fixed((w1 / w0 - 1) * 100, 1)) % more time); CPU \(Format.fixed(c1, 2)) s against \(Format.fixed(c0, 2)) s (\(Format.fixed((c1 / c0 - 1) * 100, 1)) % more)")
     }
 
     /// The ingest scenario's NDJSON: `events` one-event requests.

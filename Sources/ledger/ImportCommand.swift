@@ -92,7 +92,7 @@ func FileIO_exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
 
 /// Removes what opening an empty data directory created, leaving none of an aborted import.
 func resetDataDirectory(_ directory: String) {
-    for sub in ["segments", "index", "quarantine"] {
+    for sub in ["segments", "index", "quarantine", "merkle"] {
         let path = directory + "/" + sub
         if let dir = opendir(path) {
             while let entry = readdir(dir) {

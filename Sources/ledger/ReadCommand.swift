@@ -213,9 +213,13 @@ struct VerifyCommand: ParsableCommand {
         }
         let problems = try Checkpoints.verify(head: report.events, roots: report.merkleRoots, checkpoints: checkpoints, key: key, tree: proofs.tree)
         if format == .table, problems.isEmpty {
-            Terminal.line("checkpoints: \(checkpoints.count) match the log's Merkle tree" + (key.map { ", each signed by \($0.name)" } ?? " (signatures not checked: --public-key)")
-                + (checkpoints.last.map { "; latest of \($0.size) events" } ?? "")
-                + (proofs.tree.map { "; the stored tree (\(Format.count($0.size)) leaves) matches the log" } ?? ""))
+            if !checkpoints.isEmpty {
+                Terminal.line("checkpoints: \(checkpoints.count) match the log's Merkle tree" + (key.map { ", each signed by \($0.name)" } ?? " (signatures not checked: --public-key)")
+                    + (checkpoints.last.map { "; latest of \($0.size) events" } ?? ""))
+            }
+            if let tree = proofs.tree {
+                Terminal.line("merkle tree: the stored tree of \(Format.count(tree.size)) leaves matches the log's events")
+            }
         }
         if !problems.isEmpty {
             for p in problems.dropFirst() { Terminal.error(p) }

@@ -127,7 +127,7 @@ import LedgerCore
         let script = repositoryRoot.appending(path: "Tests/ledgerTests/Fixtures/verify_export.py").path
         let checked = try python([script, file])
         #expect(checked.status == 0, "\(checked.stdout)\(checked.stderr)")
-        let head = try ledger(["verify", "--data-dir", dir.path]).stdout.split(separator: "\n").last!.replacing("head hash: ", with: "")
+        let head = try ledger(["verify", "--data-dir", dir.path]).stdout.split(separator: "\n").first { $0.hasPrefix("head hash: ") }!.replacing("head hash: ", with: "")
         #expect(checked.stdout == "ok 160 events, head \(head)\n")
 
         // Tampering is caught, at the right offset: altered data, a removed line, swapped lines.
