@@ -101,7 +101,7 @@ public final class KafkaCursor: EventCursor {
 
     /// The next data message (partition ends and empty polls are waited through).
     private func poll() throws -> RDKafkaMessage {
-        let deadline = monotonicNow() + patience
+        let deadline = monotonicSeconds() + patience
         while true {
             if let m = consumer.poll(timeoutMs: 100) {
                 if m.error == RD_KAFKA_RESP_ERR_NO_ERROR { return m }
@@ -113,7 +113,7 @@ public final class KafkaCursor: EventCursor {
                 if code == RD_KAFKA_RESP_ERR__TRANSPORT || code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN { continue }
                 throw LedgerError(.io, "kafka: reading \(topic): \(text)")
             }
-            if monotonicNow() > deadline {
+            if monotonicSeconds() > deadline {
                 throw LedgerError(.io, "kafka: ledger offset \(nextOffset) of \(topic) is committed but did not arrive within \(Int(patience)) s")
             }
         }
@@ -159,12 +159,6 @@ public final class KafkaCursor: EventCursor {
         try consumer.assign(topic: topic, offset: k)
         positioned = true
     }
-}
-
-func monotonicNow() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
 }
 
 /// Consumers of finished cursors, kept assigned where they stopped: the next cursor that starts

@@ -42,12 +42,10 @@ public final class KafkaLease: Sendable {
     /// false on timeout.
     @available(*, noasync, message: "waits for the consumer group; call it from a thread of its own")
     public func waitUntilHeld(timeout: Double? = nil) -> Bool {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        let deadline = timeout.map { Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9 + $0 }
+        let deadline = timeout.map { monotonicSeconds() + $0 }
         while !isHeld {
             if stopped.load(ordering: .acquiring) { return false }
-            if let deadline, monotonicNow() > deadline { return false }
+            if let deadline, monotonicSeconds() > deadline { return false }
             usleep(50_000)
         }
         return true

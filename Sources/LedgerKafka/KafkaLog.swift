@@ -213,10 +213,10 @@ public final class KafkaLog: EventLog, PreparedAppender, @unchecked Sendable {
         try consumer.assign(topic: configuration.topic, offset: from)
         var next = from
         var lastTime = sequencer.next == 0 ? Int64.min : sequencer.lastTime
-        let deadline = monotonicNow() + 60
+        let deadline = monotonicSeconds() + 60
         while true {
             guard let m = consumer.poll(timeoutMs: 200) else {
-                if monotonicNow() > deadline { throw LedgerError(.io, "kafka: reading the tail of \(configuration.topic) timed out") }
+                if monotonicSeconds() > deadline { throw LedgerError(.io, "kafka: reading the tail of \(configuration.topic) timed out") }
                 continue
             }
             defer { m.destroy() }
@@ -257,10 +257,10 @@ public final class KafkaLog: EventLog, PreparedAppender, @unchecked Sendable {
             try consumer.assign(topic: configuration.topic, offset: start)
             var last: Int64 = -1
             var epochs = EpochFilter()
-            let deadline = monotonicNow() + 30
+            let deadline = monotonicSeconds() + 30
             while true {
                 guard let m = consumer.poll(timeoutMs: 100) else {
-                    if monotonicNow() > deadline { throw LedgerError(.io, "kafka: reading the end of \(configuration.topic) timed out") }
+                    if monotonicSeconds() > deadline { throw LedgerError(.io, "kafka: reading the end of \(configuration.topic) timed out") }
                     continue
                 }
                 defer { m.destroy() }
@@ -454,11 +454,11 @@ public final class KafkaLog: EventLog, PreparedAppender, @unchecked Sendable {
             let consumer = try placementConsumer ?? RDKafkaConsumer(properties: configuration.consumerProperties(), logger: logger)
             placementConsumer = consumer
             try consumer.assign(topic: configuration.topic, offset: lastKafkaOffset + 1)
-            let deadline = monotonicNow() + 30
+            let deadline = monotonicSeconds() + 30
             var at = lastKafkaOffset + 1
             while at < first {
                 guard let m = consumer.poll(timeoutMs: 100) else {
-                    if monotonicNow() > deadline { throw LedgerError(.writerFailed, "kafka: could not read back what precedes the batch at ledger offset \(batch.baseOffset)") }
+                    if monotonicSeconds() > deadline { throw LedgerError(.writerFailed, "kafka: could not read back what precedes the batch at ledger offset \(batch.baseOffset)") }
                     continue
                 }
                 defer { m.destroy() }

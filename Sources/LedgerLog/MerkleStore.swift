@@ -110,7 +110,7 @@ public final class MerkleStore: MerkleNodes {
     @discardableResult
     public func sync() throws -> Int64 {
         try withLock {
-            if HeadFile.read(file: syncedPath) == counts[0] { return counts[0] }
+            if syncedSize == counts[0] { return counts[0] }
             for l in fds.indices { try FileIO.fdatasync(fds[l], path(l)) }
             try FileIO.writeAtomically(syncedPath, HeadFile.encode(counts[0]), directory: directory)
             return counts[0]
@@ -122,7 +122,7 @@ public final class MerkleStore: MerkleNodes {
     @discardableResult
     public func recover(head: Int64) throws -> Int64 {
         try withLock {
-            let keep = min(counts[0], head, HeadFile.read(file: syncedPath) ?? 0)
+            let keep = min(counts[0], head, syncedSize)
             let cut = counts[0] - keep
             if cut > 0 { try truncateLocked(to: keep) }
             return cut

@@ -9,11 +9,7 @@ public enum StageBenchmark {
     public static func run(_ requests: [AppendRequest], policy: AppendPolicy) throws -> [(stage: String, nanosecondsPerEvent: Double)] {
         let events = Double(requests.count)
         var out: [(String, Double)] = []
-        func now() -> Double {
-            var ts = timespec()
-            clock_gettime(CLOCK_MONOTONIC, &ts)
-            return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-        }
+        func now() -> Double { monotonicSeconds() }
         func time(_ name: String, _ body: () throws -> Void) rethrows {
             let t0 = now()
             try body()

@@ -151,3 +151,10 @@ private func mallocTrim(_ pad: Int) -> Int32
 /// such as encoding a large snapshot), so a long-running process does not stay at its high-water
 /// mark.
 public func releaseFreeMemory() { _ = mallocTrim(0) }
+
+/// Seconds on the monotonic clock: for pacing and timing, never for what is recorded.
+public func monotonicSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}

@@ -73,7 +73,7 @@ final class TreeMaintainer: @unchecked Sendable {
             feed.broadcast()
         }
         var tree: MerkleStore?
-        var lastSync = monotonicNow()
+        var lastSync = monotonicSeconds()
         while true {
             let (base, runs, closing): (Int64, [[Hash256]], Bool) = feed.wait(until: { $0.ready || $0.closing }) { f in
                 let base = f.runs.first?.base ?? 0
@@ -86,9 +86,9 @@ final class TreeMaintainer: @unchecked Sendable {
                     if tree == nil { tree = try MerkleStore(dataDirectory: dataDirectory) }
                     let directory = dataDirectory
                     try tree!.extend(base: base, eventHashes: runs) { try LogReader(directory: directory) }
-                    if closing || monotonicNow() - lastSync >= 1 {
+                    if closing || monotonicSeconds() - lastSync >= 1 {
                         try tree!.sync()
-                        lastSync = monotonicNow()
+                        lastSync = monotonicSeconds()
                     }
                 } catch {
                     logger.warning(
@@ -110,11 +110,4 @@ final class TreeMaintainer: @unchecked Sendable {
             usleep(Self.interval)
         }
     }
-}
-
-/// Seconds on the monotonic clock (for pacing, never for what is recorded).
-private func monotonicNow() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
 }

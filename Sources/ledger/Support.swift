@@ -151,13 +151,6 @@ enum Format {
     }
 }
 
-/// Monotonic seconds, for benchmarks.
-func monotonicSeconds() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-}
-
 /// Peak resident set size of this process, in bytes (VmHWM).
 func peakRSS() -> Int64 {
     guard let text = try? String(contentsOfFileLite: "/proc/self/status") else { return 0 }

@@ -74,12 +74,8 @@ public final class ByteWriter {
         count += MemoryLayout<T>.size
     }
 
-    /// Appends `value` little-endian.
-    @inline(__always) public func appendLE<T: FixedWidthInteger>(_ value: T) {
-        reserve(MemoryLayout<T>.size)
-        UnsafeMutableRawPointer(base + count).storeBytes(of: value.littleEndian, as: T.self)
-        count += MemoryLayout<T>.size
-    }
+    /// Appends `value` little-endian (any width; within this module it is specialised).
+    @inline(__always) public func appendLE<T: FixedWidthInteger>(_ value: T) { appendFixed(value) }
 
     /// Overwrites 4 bytes at `position` with `value` little-endian.
     @inline(__always) public func patchLE(_ value: UInt32, at position: Int) {

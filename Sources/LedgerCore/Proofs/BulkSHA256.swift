@@ -1,9 +1,9 @@
 import CLibCrypto
 
-/// SHA-256 for hashing in bulk on one thread: one OpenSSL digest context, fetched once and
-/// reused for every message (about 130 ns for a 65-byte Merkle node on this machine, against
-/// ~360 ns for a one-shot call that sets everything up again). Not for sharing between threads:
-/// make one per thread or per task.
+/// SHA-256 in bulk. The Merkle tree's leaf and node hashes (``leaf(_:)``, ``node(_:_:)``) call
+/// the compression function on blocks whose padding is fixed; an instance hashes any message
+/// with one OpenSSL digest context fetched once and reused (`ledger bench proofs` compares the
+/// two). An instance is not for sharing between threads.
 public final class BulkSHA256 {
     private let md: OpaquePointer
     private let context: OpaquePointer
@@ -33,14 +33,8 @@ public final class BulkSHA256 {
         return withUnsafeBytes(of: &out) { Hash256(raw: $0) }
     }
 
-    /// `SHA-256(0x00 ‖ event hash)`: a Merkle leaf (one compression, its padding fixed).
-    public func leafHash(_ eventHash: Hash256) -> Hash256 { BulkSHA256.leaf(eventHash) }
-
-    /// `SHA-256(0x01 ‖ left ‖ right)`: a Merkle node (two compressions, the padding fixed).
-    public func nodeHash(_ left: Hash256, _ right: Hash256) -> Hash256 { BulkSHA256.node(left, right) }
-
-    /// A Merkle leaf hash without an instance (no context is kept: the compression function is
-    /// called on a stack block).
+    /// `SHA-256(0x00 ‖ event hash)`, a Merkle leaf: one compression of a stack block whose
+    /// padding is fixed (no context kept).
     public static func leaf(_ eventHash: Hash256) -> Hash256 {
         var input = eventHash.bigEndianBytes
         var out = Hash256.zero.bigEndianBytes
@@ -52,7 +46,7 @@ public final class BulkSHA256 {
         return withUnsafeBytes(of: &out) { Hash256(raw: $0) }
     }
 
-    /// A Merkle node hash without an instance.
+    /// `SHA-256(0x01 ‖ left ‖ right)`, a Merkle node: two compressions, the padding fixed.
     public static func node(_ left: Hash256, _ right: Hash256) -> Hash256 {
         var l = left.bigEndianBytes
         var r = right.bigEndianBytes
@@ -75,14 +69,5 @@ extension Hash256 {
     @inline(__always)
     public var bigEndianBytes: (UInt64, UInt64, UInt64, UInt64) {
         (words.0.bigEndian, words.1.bigEndian, words.2.bigEndian, words.3.bigEndian)
-    }
-
-    /// Writes the 32 bytes (big-endian words) at `p`.
-    @inline(__always)
-    func store(into p: UnsafeMutableRawPointer) {
-        p.storeBytes(of: words.0.bigEndian, toByteOffset: 0, as: UInt64.self)
-        p.storeBytes(of: words.1.bigEndian, toByteOffset: 8, as: UInt64.self)
-        p.storeBytes(of: words.2.bigEndian, toByteOffset: 16, as: UInt64.self)
-        p.storeBytes(of: words.3.bigEndian, toByteOffset: 24, as: UInt64.self)
     }
 }

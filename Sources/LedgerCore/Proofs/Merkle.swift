@@ -6,20 +6,14 @@ public import Crypto
 /// *n*. Proof generation reads the hashes of complete, aligned subtrees from a ``MerkleNodes``
 /// source; verification is the RFC's algorithms, pure.
 public enum Merkle {
-    /// `SHA-256(0x00 ‖ event hash)`.
-    public static func leafHash(_ eventHash: Hash256) -> Hash256 {
-        var buffer = [UInt8](repeating: 0, count: 33)
-        eventHash.write(into: &buffer, at: 1)
-        return Hash256.of(buffer)
-    }
+    /// `SHA-256(0x00 ‖ event hash)` (``BulkSHA256/leaf(_:)``: the compression function on the
+    /// fixed padding of 33 bytes).
+    @inline(__always)
+    public static func leafHash(_ eventHash: Hash256) -> Hash256 { BulkSHA256.leaf(eventHash) }
 
-    /// `SHA-256(0x01 ‖ left ‖ right)`.
-    public static func nodeHash(_ left: Hash256, _ right: Hash256) -> Hash256 {
-        var buffer = [UInt8](repeating: 1, count: 65)
-        left.write(into: &buffer, at: 1)
-        right.write(into: &buffer, at: 33)
-        return Hash256.of(buffer)
-    }
+    /// `SHA-256(0x01 ‖ left ‖ right)` (``BulkSHA256/node(_:_:)``).
+    @inline(__always)
+    public static func nodeHash(_ left: Hash256, _ right: Hash256) -> Hash256 { BulkSHA256.node(left, right) }
 
     /// The root of the empty tree: SHA-256 of nothing.
     public static let emptyRoot = Hash256.of([UInt8]())
@@ -198,7 +192,9 @@ extension Hash256 {
     @inline(__always)
     public func write(into buffer: inout [UInt8], at offset: Int) {
         precondition(offset >= 0 && offset + 32 <= buffer.count)
-        buffer.withUnsafeMutableBytes { store(into: $0.baseAddress! + offset) }
+        withUnsafeBytes(of: bigEndianBytes) { bytes in
+            buffer.withUnsafeMutableBytes { ($0.baseAddress! + offset).copyMemory(from: bytes.baseAddress!, byteCount: 32) }
+        }
     }
 }
 
@@ -216,7 +212,7 @@ public struct MerkleFrontier: Sendable {
         var node = (0, leafHash)
         while let last = stack.last, last.0 == node.0 {
             stack.removeLast()
-            node = (node.0 + 1, BulkSHA256.node(last.1, node.1))
+            node = (node.0 + 1, Merkle.nodeHash(last.1, node.1))
         }
         stack.append(node)
         size += 1
@@ -225,7 +221,7 @@ public struct MerkleFrontier: Sendable {
     /// The root of the leaves so far (RFC 9162: the complete subtrees folded from the right).
     public var root: Hash256 {
         guard var r = stack.last?.1 else { return Merkle.emptyRoot }
-        for (_, h) in stack.dropLast().reversed() { r = BulkSHA256.node(h, r) }
+        for (_, h) in stack.dropLast().reversed() { r = Merkle.nodeHash(h, r) }
         return r
     }
 }
