@@ -9,12 +9,42 @@ import Synchronization
 /// Thin, throwing wrappers over the POSIX file calls the log needs. Every failure names the file
 /// and the call, because an operator reading the error has nothing else to go on.
 public enum FileIO {
-    /// Faults to inject into the log's writes and syncs (tests only). Set it before opening a log
-    /// and clear it after closing; nil — always, outside the fault tests — costs one load per call.
-    nonisolated(unsafe) public static var faults: IOFaults?
-    /// Sees every write, sync, creation and rename before it happens (the power-loss tests keep
-    /// what a crash could undo); nil outside them.
-    nonisolated(unsafe) public static var journal: (any IOJournal)?
+    /// Test hooks: faults to inject into writes and syncs (``IOFaults``) and journals that see
+    /// every write, sync, creation and rename before it happens (the power-loss tests). Several
+    /// may be installed at once — tests run in parallel, each filtering by its own directory — and
+    /// they come and go while other logs' threads are in a file call, so the list is read and its
+    /// references retained under a lock. With none installed (always, outside the fault tests) a
+    /// file call pays one atomic load.
+    public static func install(_ faults: IOFaults) { updateHooks { $0.faults.append(faults) } }
+    public static func remove(_ faults: IOFaults) { updateHooks { $0.faults.removeAll { $0 === faults } } }
+    public static func install(_ journal: any IOJournal) { updateHooks { $0.journals.append(journal) } }
+    public static func remove(_ journal: any IOJournal) { updateHooks { $0.journals.removeAll { $0 === journal } } }
+
+    private struct Hooks {
+        var faults: [IOFaults] = []
+        var journals: [any IOJournal] = []
+    }
+    private static let hooks = Mutex(Hooks())
+    private static let hooked = Atomic<Bool>(false)
+
+    private static func updateHooks(_ change: (inout Hooks) -> Void) {
+        hooks.withLock {
+            change(&$0)
+            hooked.store(!$0.faults.isEmpty || !$0.journals.isEmpty, ordering: .releasing)
+        }
+    }
+
+    /// The journals installed (empty unless a power-loss test runs).
+    private static var journals: [any IOJournal] { hooked.load(ordering: .acquiring) ? hooks.withLock { $0.journals } : [] }
+
+    /// The fault planned for this call, if an installed ``IOFaults`` has one.
+    private static func fault(_ operation: IOFaults.Operation, _ path: String) -> IOFaults.Fault? {
+        guard hooked.load(ordering: .acquiring) else { return nil }
+        for faults in hooks.withLock({ $0.faults }) {
+            if let fault = faults.check(operation, path) { return fault }
+        }
+        return nil
+    }
 
     static func errorText(_ code: Int32 = errno) -> String { String(cString: strerror(code)) }
 
@@ -23,7 +53,7 @@ public enum FileIO {
     }
 
     static func open(_ path: String, _ flags: Int32, mode: mode_t = 0o600) throws -> Int32 {
-        if let journal, flags & O_CREAT != 0, access(path, F_OK) != 0 { try journal.willCreate(path) }
+        if flags & O_CREAT != 0 { for journal in journals where access(path, F_OK) != 0 { try journal.willCreate(path) } }
         let fd = Glibc.open(path, flags | O_CLOEXEC, mode)
         guard fd >= 0 else { throw fail("open", path) }
         return fd
@@ -59,10 +89,10 @@ public enum FileIO {
     }
 
     static func pwrite(_ fd: Int32, _ buffer: UnsafeRawBufferPointer, _ offset: Int64, _ path: String) throws {
-        if let journal { try journal.willWrite(fd: fd, path: path, offset: offset, count: buffer.count) }
+        for journal in journals { try journal.willWrite(fd: fd, path: path, offset: offset, count: buffer.count) }
         var buffer = buffer
         var injected: Int32 = 0
-        if let faults, let fault = faults.check(.write, path) {
+        if let fault = fault(.write, path) {
             switch fault {
             case .error(let code): throw fail("pwrite", path, code)
             case .partial(let code):
@@ -83,10 +113,10 @@ public enum FileIO {
     }
 
     static func write(_ fd: Int32, _ buffer: UnsafeRawBufferPointer, _ path: String) throws {
-        if let journal { try journal.willWrite(fd: fd, path: path, offset: Int64(lseek(fd, 0, SEEK_CUR)), count: buffer.count) }
+        for journal in journals { try journal.willWrite(fd: fd, path: path, offset: Int64(lseek(fd, 0, SEEK_CUR)), count: buffer.count) }
         var buffer = buffer
         var injected: Int32 = 0
-        if let faults, let fault = faults.check(.write, path) {
+        if let fault = fault(.write, path) {
             switch fault {
             case .error(let code): throw fail("write", path, code)
             case .partial(let code):
@@ -107,17 +137,19 @@ public enum FileIO {
     }
 
     static func fsync(_ fd: Int32, _ path: String) throws {
-        let mark = try journal?.willSync(path)
-        if let faults, case .error(let code)? = faults.check(.sync, path) { throw fail("fsync", path, code) }
+        let journals = journals
+        let marks = try journals.map { try $0.willSync(path) }
+        if case .error(let code)? = fault(.sync, path) { throw fail("fsync", path, code) }
         guard Glibc.fsync(fd) == 0 else { throw fail("fsync", path) }
-        if let mark { journal?.didSync(path, mark) }
+        for (journal, mark) in zip(journals, marks) { journal.didSync(path, mark) }
     }
 
     static func fdatasync(_ fd: Int32, _ path: String) throws {
-        let mark = try journal?.willSync(path)
-        if let faults, case .error(let code)? = faults.check(.sync, path) { throw fail("fdatasync", path, code) }
+        let journals = journals
+        let marks = try journals.map { try $0.willSync(path) }
+        if case .error(let code)? = fault(.sync, path) { throw fail("fdatasync", path, code) }
         guard Glibc.fdatasync(fd) == 0 else { throw fail("fdatasync", path) }
-        if let mark { journal?.didSync(path, mark) }
+        for (journal, mark) in zip(journals, marks) { journal.didSync(path, mark) }
     }
 
     static func truncate(_ fd: Int32, _ length: Int64, _ path: String) throws {
@@ -151,7 +183,7 @@ public enum FileIO {
     }
 
     static func rename(_ from: String, _ to: String) throws {
-        if let journal { try journal.willRename(from, to) }
+        for journal in journals { try journal.willRename(from, to) }
         guard Glibc.rename(from, to) == 0 else { throw fail("rename", from + " to") }
     }
 

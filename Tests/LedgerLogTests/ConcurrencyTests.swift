@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 import LedgerCore
 @testable import LedgerLog
@@ -81,4 +82,52 @@ import LedgerCore
         #expect(try readAll(reader.cursor(from: 0)).map(\.offset) == Array(0..<total))
         try await log.close()
     }
+
+    /// The fault tests install I/O hooks (`FileIO.install`) while other tests' logs are writing
+    /// (their writers, syncers and Merkle threads call into `FileIO` at any moment). Installing and
+    /// removing them under a log that appends and keeps its tree must neither race (Thread
+    /// Sanitizer checks this in `.ci/run`) nor touch that log's files: hooks for another directory
+    /// see none of its calls, and every append is acknowledged.
+    @Test func ioHooksComeAndGoWhileAnotherLogWrites() async throws {
+        let dir = TemporaryDirectory()
+        let elsewhere = TemporaryDirectory()
+        let log = try SegmentLog.open(directory: dir.path, options: testOptions())
+        let writer = Task {
+            for i in 0..<300 { _ = try await log.append([queued("h\(i)")], policy: user) }
+        }
+        let journal = CountingJournal(directory: elsewhere.path)
+        var installed: [IOFaults] = []
+        for _ in 0..<200 {
+            let faults = IOFaults(directory: elsewhere.path, failing: .write, at: 1, with: .error(EIO))
+            installed.append(faults)
+            FileIO.install(faults)
+            FileIO.install(journal)
+            await Task.yield()
+            FileIO.remove(faults)
+            FileIO.remove(journal)
+        }
+        try await writer.value
+        try await log.close()
+        for faults in installed { #expect(faults.counts.writes == 0 && faults.counts.syncs == 0 && !faults.counts.fired) }
+        #expect(journal.calls.load(ordering: .relaxed) == 0)
+        #expect(try Verifier.verify(directory: dir.path).isClean)
+        #expect(log.head == 300)
+    }
+}
+
+/// Counts the calls on files under its directory (the filter is the journal's own, as the
+/// power-loss tests' is).
+final class CountingJournal: IOJournal {
+    let directory: String
+    let calls = Atomic<Int>(0)
+    init(directory: String) { self.directory = directory }
+    private func saw(_ path: String) { if path.hasPrefix(directory) { calls.add(1, ordering: .relaxed) } }
+    func willCreate(_ path: String) throws { saw(path) }
+    func willWrite(fd: Int32, path: String, offset: Int64, count: Int) throws { saw(path) }
+    func willSync(_ path: String) throws -> Int {
+        saw(path)
+        return 0
+    }
+    func didSync(_ path: String, _ mark: Int) {}
+    func willRename(_ from: String, _ to: String) throws { saw(from) }
 }

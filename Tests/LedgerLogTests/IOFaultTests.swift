@@ -4,7 +4,7 @@ import Testing
 import LedgerCore
 @testable import LedgerLog
 
-/// I/O errors injected into the writer's file calls (`FileIO.faults`): every write and every sync
+/// I/O errors injected into the writer's file calls (`FileIO.install(_:)`): every write and every sync
 /// of an append sequence that rolls segments fails in turn — EIO, ENOSPC, a write that puts half
 /// its bytes down and then fails, a failed fsync/fdatasync. Each time: nothing is acknowledged
 /// after the failure, the writer stops and says why, and a reopen recovers a log that verifies
@@ -27,8 +27,8 @@ import LedgerCore
         // the log's writes would depend on timing; the tree is derived data whose failure stops
         // only the tree (MerkleStoreTests).
         options.maintainTree = false
-        FileIO.faults = faults
-        defer { FileIO.faults = nil }
+        if let faults { FileIO.install(faults) }
+        defer { if let faults { FileIO.remove(faults) } }
         let log: SegmentLog
         do { log = try SegmentLog.open(directory: dir, options: options) } catch {
             outcome.firstError = LedgerError.wrap(error)

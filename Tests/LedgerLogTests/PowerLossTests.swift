@@ -177,8 +177,8 @@ import LedgerCore
         options.segmentBytes = 4096
         options.logger = Self.quiet
         let journal = CrashJournal(directory: dir.path)
-        FileIO.journal = journal
-        defer { FileIO.journal = nil }
+        FileIO.install(journal)
+        defer { FileIO.remove(journal) }
         // A first life that ends cleanly, so that the crash may also hit a log with history.
         if Bool.random(using: &random) {
             let log = try SegmentLog.open(directory: dir.path, options: options)
@@ -207,7 +207,7 @@ import LedgerCore
         }
         journal.crash()
         try? await log.close()
-        FileIO.journal = nil
+        FileIO.remove(journal)
         let what = journal.loseUnsynced(using: &random)
         // After the power comes back.
         let reopened: SegmentLog
