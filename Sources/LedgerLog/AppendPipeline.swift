@@ -192,7 +192,8 @@ final class AppendPipeline: @unchecked Sendable {
             }
             hand(&builder)
             index.sequenced(through: chain.next)
-            writeQueue.update { q in if q.retired.count < 64 && !q.closed { q.retired.append(taken) } }
+            // No wake-up: the writer releases them when it next wakes for a batch.
+            writeQueue.withLock { q in if q.retired.count < 64 && !q.closed { q.retired.append(taken) } }
         }
     }
 

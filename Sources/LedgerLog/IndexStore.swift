@@ -131,15 +131,21 @@ final class IndexStore: @unchecked Sendable {
         streams.refreshView()
     }
 
-    /// Flushes the memtables synchronously when they hold at least `minimum` entries (on close).
-    func flushNow(through next: Int64, minimum: Int) throws {
+    /// Flushes the memtables synchronously when they hold at least `minimum` entries. On close
+    /// (`closing`), runs are merged only once there are more than ``runsLeftAtClose`` of them:
+    /// merging is what keeps lookups to O(log n) runs, but at close it is serial time the process
+    /// waits for (a third of a second after a million events), and the next flush merges anyway.
+    func flushNow(through next: Int64, minimum: Int, closing: Bool = false) throws {
         guard ids.memtable.count >= minimum || streams.memtable.count >= minimum,
             ids.memtable.count + streams.memtable.count > 0
         else { return }
         flush.wait(until: { $0.request == nil && !$0.running }) { _ in }
         freeze()
-        try writeFrozen(through: next)
+        try writeFrozen(through: next, compacting: !closing || max(ids.runCount, streams.runCount) >= Self.runsLeftAtClose)
     }
+
+    /// More runs than this (per index) are merged even at close.
+    static let runsLeftAtClose = 8
 
     func stop() {
         flush.update { $0.stop = true }
@@ -178,7 +184,7 @@ final class IndexStore: @unchecked Sendable {
     }
 
     /// Writes the frozen memtables as runs, compacts, and publishes a new manifest.
-    private func writeFrozen(through: Int64) throws {
+    private func writeFrozen(through: Int64, compacting: Bool = true) throws {
         var newIDs = ids.levels.withLock { $0.runs }
         var newStreams = streams.levels.withLock { $0.runs }
         if let frozen = ids.levels.withLock({ $0.frozen }), !frozen.isEmpty {
@@ -187,7 +193,7 @@ final class IndexStore: @unchecked Sendable {
         if let frozen = streams.levels.withLock({ $0.frozen }), !frozen.isEmpty {
             newStreams.insert(try writeRun(frozen, kind: "streams"), at: 0)
         }
-        let obsolete = try compact(&newIDs, kind: "ids") + compact(&newStreams, kind: "streams")
+        let obsolete = compacting ? try compact(&newIDs, kind: "ids") + compact(&newStreams, kind: "streams") : []
         try writeManifest(ids: newIDs.map(\.name), streams: newStreams.map(\.name), through: through)
         indexedThrough = through
         let publishedIDs = newIDs

@@ -73,15 +73,14 @@ public final class LineIngest: @unchecked Sendable {
 
     /// Reads `fd` to its end; returns once every line is decided and delivered.
     public func run(fd: Int32) throws -> Summary {
-        var buffer = [UInt8](repeating: 0, count: 1 << 20)
-        return try run { pending in
+        try run { pending in
             while true {
-                let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+                // Straight into the pending bytes' free space: no second copy of the input.
+                let n = pending.appending(upTo: 1 << 20) { read(fd, $0.baseAddress!, $0.count) }
                 if n < 0 {
                     if errno == EINTR { continue }
                     throw FileIO.fail("read", fd == 0 ? "standard input" : "input")
                 }
-                pending.append(contentsOf: buffer[0..<n])
                 return n > 0
             }
         }
@@ -93,27 +92,32 @@ public final class LineIngest: @unchecked Sendable {
         return try run { pending in
             guard position < bytes.count else { return false }
             let end = min(bytes.count, position + (1 << 20))
-            pending.append(contentsOf: bytes[position..<end])
+            bytes.withUnsafeBytes { b in
+                _ = pending.appending(upTo: end - position) { space in
+                    space.copyMemory(from: UnsafeRawBufferPointer(rebasing: b[position..<end]))
+                    return end - position
+                }
+            }
             position = end
             return true
         }
     }
 
     /// `read` appends the next bytes and returns false at the end of the input.
-    private func run(read: (inout [UInt8]) throws -> Bool) throws -> Summary {
-        var pending: [UInt8] = []
+    private func run(read: (InputBuffer) throws -> Bool) throws -> Summary {
+        let pending = InputBuffer()
         var lineNumber = 1
         var chunk = 0
         // Bytes of an over-long line skipped so far (nil: not skipping one).
         var skipping: Int? = nil
         while true {
             if order.withLock({ $0.stop }) { break }
-            guard try read(&pending) else { break }
+            guard try read(pending) else { break }
             largestPending = max(largestPending, pending.count)
             if let skipped = skipping {
-                guard let newline = pending.firstIndex(of: 0x0A) else {
+                guard let newline = pending.firstNewline else {
                     skipping = skipped + pending.count
-                    pending.removeAll(keepingCapacity: true)
+                    pending.removeAll()
                     continue
                 }
                 reject(tooLong(skipped + newline), line: lineNumber, chunk: chunk)
@@ -122,23 +126,23 @@ public final class LineIngest: @unchecked Sendable {
                 pending.removeFirst(newline + 1)
                 skipping = nil
             }
-            if let lastNewline = pending.lastIndex(of: 0x0A) {
-                let complete = Array(pending[0...lastNewline])
+            if let lastNewline = pending.lastNewline {
+                // The complete lines are prepared before `submit` returns: it reads them in place.
+                lineNumber = submit(UnsafeRawBufferPointer(rebasing: pending.bytes[0...lastNewline]), firstLine: lineNumber, chunk: chunk)
                 pending.removeFirst(lastNewline + 1)
-                lineNumber = submit(complete, firstLine: lineNumber, chunk: chunk)
                 chunk += 1
             }
             // What is left is the start of a line: past the limit, refuse it now and skip the rest.
             if pending.count > maxLineBytes {
                 skipping = pending.count
-                pending.removeAll(keepingCapacity: true)
+                pending.removeAll()
             }
         }
         if let skipped = skipping, !order.withLock({ $0.stop }) {
             reject(tooLong(skipped + pending.count), line: lineNumber, chunk: chunk)
             chunk += 1
-        } else if !pending.isEmpty && !order.withLock({ $0.stop }) {
-            _ = submit(pending, firstLine: lineNumber, chunk: chunk)
+        } else if pending.count > 0 && !order.withLock({ $0.stop }) {
+            _ = submit(pending.bytes, firstLine: lineNumber, chunk: chunk)
             chunk += 1
         }
         let total = chunk
@@ -159,14 +163,18 @@ public final class LineIngest: @unchecked Sendable {
         }
     }
 
-    /// Parses and prepares the lines of `bytes` in parallel, submits them, returns the next line number.
-    private func submit(_ bytes: [UInt8], firstLine: Int, chunk: Int) -> Int {
+    /// Parses and prepares the lines of `bytes` in parallel, submits them, returns the next line
+    /// number. The bytes are read before it returns, never after.
+    private func submit(_ bytes: UnsafeRawBufferPointer, firstLine: Int, chunk: Int) -> Int {
         var starts: [Int] = []
         var i = 0
         while i < bytes.count {
             starts.append(i)
-            while i < bytes.count && bytes[i] != 0x0A { i += 1 }
-            i += 1
+            if let newline = memchr(bytes.baseAddress! + i, 0x0A, bytes.count - i) {
+                i = UnsafeRawPointer(newline) - bytes.baseAddress! + 1
+            } else {
+                i = bytes.count
+            }
         }
         let count = starts.count
         let lineStarts = starts
@@ -177,8 +185,8 @@ public final class LineIngest: @unchecked Sendable {
         let policy = linePolicy
         let mode = self.mode
         let maxLine = maxLineBytes
-        bytes.withUnsafeBytes { raw in
-            let base = UncheckedPointer(raw)
+        do {
+            let base = UncheckedPointer(bytes)
             DispatchQueue.concurrentPerform(iterations: parts) { part in
                 let scratch = ByteWriter(capacity: 4096)
                 let tape = JSONTape.Storage()
@@ -203,8 +211,8 @@ public final class LineIngest: @unchecked Sendable {
         var lines: [Int] = []
         prepared.reserveCapacity(count)
         lines.reserveCapacity(count)
-        for (k, r) in slots.values.enumerated() {
-            if case .success(let events) = r, events.isEmpty { continue }
+        slots.take { k, r in
+            if case .success(let events) = r, events.isEmpty { return }
             prepared.append(r)
             lines.append(firstLine + k)
         }
@@ -310,15 +318,68 @@ private final class ResultSlots: @unchecked Sendable {
         storage = .allocate(capacity: max(1, count))
         storage.initialize(repeating: nil, count: max(1, count))
     }
+    private var taken = false
     deinit {
-        storage.deinitialize(count: max(1, count))
+        if !taken { storage.deinitialize(count: max(1, count)) }
         storage.deallocate()
     }
     func set(_ i: Int, _ value: Result<[PreparedEvent], LedgerError>) {
         precondition(i >= 0 && i < count)
         storage[i] = value
     }
-    var values: [Result<[PreparedEvent], LedgerError>] { (0..<count).map { storage[$0]! } }
+    /// Moves each value out in order (no copy, no retain and release of each line's events);
+    /// once only, after every writer joined.
+    func take(_ body: (Int, Result<[PreparedEvent], LedgerError>) -> Void) {
+        precondition(!taken)
+        taken = true
+        for i in 0..<count { body(i, (storage + i).move()!) }
+        if count == 0 { storage.deinitialize(count: 1) }
+    }
+}
+
+/// The input read but not yet submitted: the start of a line, then what the next read adds. One
+/// growable allocation (a `[UInt8]` would be zero-filled or copied into on every read).
+private final class InputBuffer {
+    private var storage = UnsafeMutableRawPointer.allocate(byteCount: 1 << 20, alignment: 16)
+    private var capacity = 1 << 20
+    private(set) var count = 0
+
+    deinit { storage.deallocate() }
+
+    var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: storage, count: count) }
+
+    /// Lets `fill` write up to `limit` bytes after the held ones; keeps the count it returns
+    /// (a negative count — a failed read — keeps nothing) and returns it.
+    func appending(upTo limit: Int, _ fill: (UnsafeMutableRawBufferPointer) -> Int) -> Int {
+        if count + limit > capacity {
+            var bigger = capacity
+            while count + limit > bigger { bigger *= 2 }
+            let grown = UnsafeMutableRawPointer.allocate(byteCount: bigger, alignment: 16)
+            grown.copyMemory(from: storage, byteCount: count)
+            storage.deallocate()
+            storage = grown
+            capacity = bigger
+        }
+        let n = fill(UnsafeMutableRawBufferPointer(start: storage + count, count: limit))
+        if n > 0 { count += n }
+        return n
+    }
+
+    var firstNewline: Int? { memchr(storage, 0x0A, count).map { UnsafeRawPointer($0) - UnsafeRawPointer(storage) } }
+    /// Scanned from the end: what follows the last newline is at most one line's start.
+    var lastNewline: Int? {
+        let b = storage.assumingMemoryBound(to: UInt8.self)
+        var i = count - 1
+        while i >= 0 && b[i] != 0x0A { i -= 1 }
+        return i >= 0 ? i : nil
+    }
+
+    func removeFirst(_ n: Int) {
+        if n < count { memmove(storage, storage + n, count - n) }
+        count -= n
+    }
+
+    func removeAll() { count = 0 }
 }
 
 private struct UncheckedPointer: @unchecked Sendable {

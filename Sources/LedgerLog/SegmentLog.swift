@@ -177,7 +177,7 @@ public final class SegmentLog: Sendable {
         pipeline.tree?.close()
         let failure = pipeline.failure
         if failure == nil {
-            try index.flushNow(through: head, minimum: 16 * 1024)
+            try index.flushNow(through: head, minimum: 16 * 1024, closing: true)
         }
         index.stop()
         lock.release()

@@ -248,4 +248,36 @@ import Testing
         let ok = duplicate.withUnsafeBytes { raw in JSONTape.parse(raw, storage: storage).map { $0.writeCanonical(0, into: ByteWriter(capacity: 8)) } }
         #expect(ok == false)
     }
+
+    /// The string scan reads eight bytes at a time: strings of every length from 0 to 40, with
+    /// every byte value placed at every position (and the string ending at every distance from the
+    /// end of the buffer), are taken exactly when the byte-by-byte rule takes them — printable
+    /// ASCII and DEL, no quote inside, no backslash — and then span exactly their bytes.
+    @Test func theStringScanAgreesWithTheByteRuleAtEveryPosition() throws {
+        let storage = JSONTape.Storage()
+        var checked = 0
+        for length in 0...40 {
+            for position in 0..<max(1, length) {
+                for byte in UInt8.min...UInt8.max {
+                    var content = [UInt8](repeating: UInt8(ascii: "a"), count: length)
+                    if length > 0 { content[position] = byte }
+                    let text = [0x22] + content + [0x22]
+                    let byteRule = content.allSatisfy { $0 >= 0x20 && $0 < 0x80 && $0 != 0x22 && $0 != 0x5C }
+                    let span: (Int, Int)? = text.withUnsafeBytes { raw in
+                        guard let tape = JSONTape.parse(raw, storage: storage) else { return nil }
+                        let b = tape.bytes(0)
+                        return (b.baseAddress! - raw.baseAddress!.assumingMemoryBound(to: UInt8.self), b.count)
+                    }
+                    if byteRule {
+                        #expect(span?.0 == 1 && span?.1 == length, "length \(length), byte \(byte) at \(position)")
+                    } else {
+                        // A quote ends the string early (the rest is then not JSON); anything else is the full path's.
+                        #expect(span == nil, "length \(length), byte \(byte) at \(position) taken")
+                    }
+                    checked += 1
+                }
+            }
+        }
+        #expect(checked > 200_000)
+    }
 }

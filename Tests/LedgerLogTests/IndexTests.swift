@@ -64,6 +64,32 @@ import LedgerCore
         #expect(table.lookup(IndexKey(hi: 5, lo: 1)) == 7 && table.count == 1)
     }
 
+    /// Runs are written from `sortedEntries()`, which distributes by the top 16 bits before it
+    /// sorts: evenly spread keys, keys crowded into a few buckets (time-ordered ids), a bucket
+    /// holding exactly one or 33 keys, and the extremes all come out in order, each with its value.
+    @Test func keyTableEntriesComeOutSortedWhateverTheirSpread() {
+        var rng = SeededGenerator(seed: 31)
+        var table = KeyTable(capacity: 16)
+        var reference: [IndexKey: UInt64] = [:]
+        func add(_ key: IndexKey) {
+            let value = rng.next() % (1 << 40)
+            table.set(key, value)
+            reference[key] = value
+        }
+        for _ in 0..<150_000 { add(IndexKey(hi: rng.next(), lo: rng.next())) }
+        let crowded: UInt64 = 0x0190_0000_0000_0000
+        for i in 0..<5_000 { add(IndexKey(hi: crowded | UInt64(i % 700) << 20 | (rng.next() & 0xFFFFF), lo: rng.next())) }
+        for i in 0..<33 { add(IndexKey(hi: 0xABCD_0000_0000_0000 | UInt64(33 - i), lo: 0)) }
+        add(IndexKey(hi: 0x1234_5678_0000_0000, lo: 0))
+        add(IndexKey(hi: 0, lo: 0))
+        add(IndexKey(hi: .max, lo: .max))
+        add(IndexKey(hi: .max, lo: 0))
+        let sorted = table.sortedEntries()
+        #expect(sorted.count == reference.count)
+        #expect(sorted.map(\.0) == reference.keys.sorted(), "\(rng.note)")
+        #expect(sorted.allSatisfy { reference[$0.0] == $0.1 })
+    }
+
     @Test func bloomFiltersHaveNoFalseNegativesAndFewFalsePositives() {
         var bloom = BloomFilter(capacity: 10_000)
         var rng = SeededGenerator(seed: 2)

@@ -295,6 +295,17 @@ private struct Parser {
     mutating func string(_ i: inout Int) -> Bool {
         let start = i + 1
         var k = start
+        // Eight bytes at a time while none of them ends the string or needs the full path: a
+        // quote, a backslash, a control character (< 0x20) or a non-ASCII byte (≥ 0x80).
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        while k + 8 <= end {
+            let x = UInt64(littleEndian: UnsafeRawPointer(base + k).loadUnaligned(as: UInt64.self))
+            let quote = x ^ (ones &* 0x22)
+            let backslash = x ^ (ones &* 0x5C)
+            let stop = ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash) | ((x &- ones &* 0x20) & ~x) | x
+            if stop & (ones &* 0x80) != 0 { break }
+            k += 8
+        }
         while k < end {
             let b = byte(k)
             if b == 0x22 {
