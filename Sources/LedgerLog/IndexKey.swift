@@ -1,3 +1,4 @@
+import CLZ4
 import LedgerCore
 
 /// A 128-bit key of the on-disk indexes: an event id as is, or the first 16 bytes of the SHA-256
@@ -42,6 +43,31 @@ public struct IndexKey: Hashable, Comparable, Sendable {
     }
 }
 
+/// The index keys of a request's first event, computed where the request is prepared (on the
+/// callers' threads) so that the sequencer can prefetch their index slots without touching the
+/// request itself.
+struct RequestKeys: Sendable {
+    var id: IndexKey
+    var hasID: Bool
+    var stream: IndexKey
+
+    /// For a request refused before sequencing (nothing worth prefetching).
+    static let none = RequestKeys(id: IndexKey(hi: 0, lo: 0), hasID: false, stream: IndexKey(hi: 0, lo: 0))
+
+    init(id: IndexKey, hasID: Bool, stream: IndexKey) {
+        self.id = id
+        self.hasID = hasID
+        self.stream = stream
+    }
+
+    init?(_ events: [PreparedEvent]) {
+        guard let first = events.first else { return nil }
+        id = first.id.map { IndexKey(id: $0) } ?? IndexKey(hi: 0, lo: 0)
+        hasID = first.id != nil
+        stream = IndexKey(hi: first.streamKey.0, lo: first.streamKey.1)
+    }
+}
+
 /// A blocked Bloom filter: each key sets 7 bits inside one 512-bit block (one cache line), so a
 /// lookup costs one memory access. About 12 bits per key: under 1% false positives.
 struct BloomFilter {
@@ -77,6 +103,12 @@ struct BloomFilter {
                 b = (b >> 9) | (b << 55)
             }
         }
+    }
+
+    /// Brings the block `key` maps to into the cache (a hint).
+    @inline(__always) func prefetch(_ key: IndexKey) {
+        let (block, _) = positions(key.bloomHash)
+        words.withUnsafeBufferPointer { ledger_prefetch($0.baseAddress! + block * 8) }
     }
 
     @inline(__always) func mayContain(_ key: IndexKey) -> Bool {

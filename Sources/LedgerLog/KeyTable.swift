@@ -1,3 +1,5 @@
+import CLZ4
+
 /// An open-addressing hash table from 128-bit keys to values below 2^63: the memtables of the
 /// indexes and the sequencer's per-request scratch. Much cheaper than `Dictionary` here: no
 /// SipHash per operation (a seeded multiply–xorshift mix instead, so crafted keys cannot be
@@ -56,6 +58,12 @@ public struct KeyTable: Sendable {
                 i = (i + 1) & mask
             }
         }
+    }
+
+    /// Brings the slot where `key` would be found into the cache (a hint; see ``KeyIndex/prefetch(_:)``).
+    @inline(__always) func prefetch(_ key: IndexKey) {
+        let i = slot(key.hi, key.lo)
+        slots.withUnsafeBufferPointer { ledger_prefetch($0.baseAddress! + i) }
     }
 
     /// Inserts or replaces.

@@ -201,7 +201,9 @@ public final class LineIngest: @unchecked Sendable {
                     if line.count > maxLine {
                         slots.set(k, .failure(tooLong(line.count)))
                     } else {
-                        slots.set(k, LineIngest.prepare(line, policy: policy, mode: mode, scratch: scratch, tape: tape))
+                        let result = LineIngest.prepare(line, policy: policy, mode: mode, scratch: scratch, tape: tape)
+                        if case .success(let events) = result, let keys = RequestKeys(events) { slots.keys[k] = keys }
+                        slots.set(k, result)
                     }
                 }
             }
@@ -209,18 +211,27 @@ public final class LineIngest: @unchecked Sendable {
         // Blank lines are skipped: not requests, not counted.
         var prepared: [Result<[PreparedEvent], LedgerError>] = []
         var lines: [Int] = []
+        var keys: [RequestKeys] = []
         prepared.reserveCapacity(count)
         lines.reserveCapacity(count)
+        keys.reserveCapacity(count)
+        let noKeys = RequestKeys.none
         slots.take { k, r in
             if case .success(let events) = r, events.isEmpty { return }
             prepared.append(r)
             lines.append(firstLine + k)
+            keys.append(slots.keys[k] ?? noKeys)
         }
         // Back-pressure: a few chunks in flight keep every stage busy without piling up memory.
         order.wait(until: { $0.inFlight < 4 }) { $0.inFlight += 1 }
         let lineNumbers = lines
-        log.submit(prepared) { [self] results in
+        let completion: @Sendable ([Result<[AppendResult], LedgerError>]) -> Void = { [self] results in
             finish(chunk: chunk, results.enumerated().map { LineResult(line: lineNumbers[$0.offset], result: $0.element) })
+        }
+        if let segmentLog = log as? SegmentLog {
+            segmentLog.submit(prepared, keys: keys, completion: completion)
+        } else {
+            log.submit(prepared, completion: completion)
         }
         return firstLine + count
     }
@@ -313,15 +324,21 @@ private final class ResultSlots: @unchecked Sendable {
     // @unchecked: each slot is written by one thread; `values` is read after every writer joined.
     private let storage: UnsafeMutablePointer<Result<[PreparedEvent], LedgerError>?>
     private let count: Int
+    /// Each line's index keys (``RequestKeys``), written by the thread that prepares it.
+    let keys: UnsafeMutablePointer<RequestKeys?>
     init(count: Int) {
         self.count = count
         storage = .allocate(capacity: max(1, count))
         storage.initialize(repeating: nil, count: max(1, count))
+        keys = .allocate(capacity: max(1, count))
+        keys.initialize(repeating: nil, count: max(1, count))
     }
     private var taken = false
     deinit {
         if !taken { storage.deinitialize(count: max(1, count)) }
         storage.deallocate()
+        keys.deinitialize(count: max(1, count))
+        keys.deallocate()
     }
     func set(_ i: Int, _ value: Result<[PreparedEvent], LedgerError>) {
         precondition(i >= 0 && i < count)

@@ -140,6 +140,12 @@ public final class SegmentLog: Sendable {
         pipeline.submit(prepared, completion: completion)
     }
 
+    /// ``submit(_:completion:)`` with each request's index keys (``LineIngest`` computes them
+    /// on its preparing threads).
+    func submit(_ prepared: [Result<[PreparedEvent], LedgerError>], keys: [RequestKeys], completion: @escaping @Sendable ([Result<[AppendResult], LedgerError>]) -> Void) {
+        pipeline.submit(prepared, keys: keys, completion: completion)
+    }
+
     /// The stateless checks of one atomic request (see ``EventPreparer``), with `index` set on
     /// errors of multi-event requests.
     public func prepare(_ events: [AppendRequest], policy: AppendPolicy, recorded: [RecordedPosition?]? = nil) -> Result<[PreparedEvent], LedgerError> {

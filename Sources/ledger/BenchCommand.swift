@@ -175,6 +175,8 @@ struct BenchAppend: AsyncParsableCommand {
     }
 
     func ingest(_ dir: String) throws {
+        // A log left by an earlier run in the same --work-dir would turn every line into a retry.
+        removeTree(dir)
         let file = dir + ".ndjson"
         let bytes = try ingestFile()
         try writeFile(file, bytes)

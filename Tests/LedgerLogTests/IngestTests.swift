@@ -50,6 +50,62 @@ import LedgerCore
         #expect(try Verifier.verify(directory: dir.path).events == next)
     }
 
+    /// A file appended again after it landed (what a producer does when it cannot tell how far a
+    /// crashed run got): every line is an idempotent retry, answered with its original offset and
+    /// version and writing nothing — in order, shuffled (the sequencer's read-back cursor goes
+    /// backwards and across batches and segments), and with one line's data changed, which is
+    /// refused as `duplicate_id` naming the original's offset.
+    @Test func aFileAppendedAgainIsAnsweredFromTheLog() throws {
+        var random = SeededGenerator(defaultSeed: 0x5e7)
+        let note = random.note
+        let dir = TemporaryDirectory()
+        var options = testOptions()
+        options.fsync = .never
+        options.segmentBytes = 64 * 1024
+        options.maxBatchBytes = 16 * 1024
+        var lines: [String] = []
+        for i in 0..<2000 {
+            let id = EventID.random(using: &random)
+            lines.append(#"{"id":"\#(id)","stream":"job-r\#(i)","type":"job.queued","data":{"job":"r\#(i)","team":"vision","gpuType":"a100","gpus":2,"priority":1}}"#)
+        }
+        func ingest(_ lines: [String]) throws -> [Int: Result<[AppendResult], LedgerError>] {
+            let log = try SegmentLog.open(directory: dir.path, options: options)
+            defer { try? log.close() }
+            let delivered = Mutex<[LineIngest.LineResult]>([])
+            let ingest = LineIngest(log: log, policy: user, mode: .append) { results in delivered.withLock { $0 += results } }
+            _ = try ingest.run(bytes: Array((lines.joined(separator: "\n") + "\n").utf8))
+            return Dictionary(uniqueKeysWithValues: delivered.withLock { $0 }.map { ($0.line, $0.result) })
+        }
+        let first = try ingest(lines)
+        let original = first.mapValues { try? $0.get() }
+        #expect(original.values.allSatisfy { $0?.count == 1 }, "\(note)")
+        let stored = try snapshot(dir.path + "/segments")
+        #expect(try LogReader(directory: dir.path).statistics().segments.count > 2, "\(note)")
+
+        let again = try ingest(lines)
+        for (line, r) in again { #expect((try? r.get()) == original[line]!, "\(note): line \(line)") }
+
+        var order = Array(lines.indices)
+        order.shuffle(using: &random)
+        var shuffled = order.map { lines[$0] }
+        let changed = 137
+        shuffled[changed] = shuffled[changed].replacingOccurrences(of: #""gpus":2"#, with: #""gpus":3"#)
+        let mixed = try ingest(shuffled)
+        for (k, i) in order.enumerated() {
+            let r = mixed[k + 1]!
+            if k == changed {
+                guard case .failure(let e) = r else {
+                    Issue.record("\(note): a retry with other data was accepted")
+                    continue
+                }
+                #expect(e.code == .duplicateID && e.message.contains("offset \(original[i + 1]!![0].offset)"), "\(note): \(e)")
+            } else {
+                #expect((try? r.get()) == original[i + 1]!, "\(note): line \(i + 1) shuffled to \(k + 1)")
+            }
+        }
+        #expect(try snapshot(dir.path + "/segments") == stored, "\(note): a retry wrote something")
+    }
+
     /// Lines longer than the limit are refused as soon as the limit is passed and skipped as they
     /// arrive, never held whole: one far past it (spanning many reads), one just past it (whole in
     /// a chunk), one at the end of the input without a newline; the lines around them land.
