@@ -29,10 +29,6 @@ final class AppendPipeline: @unchecked Sendable {
         var keys: [RequestKeys] = []
     }
 
-    /// How many requests ahead the sequencer prefetches index slots: each takes a microsecond or
-    /// so, a cache miss a tenth of that, so a few ahead is enough.
-    static let prefetchDistance = 4
-
     struct Inbox {
         var queue: [Submission] = []
         var closed = false
@@ -184,9 +180,9 @@ final class AppendPipeline: @unchecked Sendable {
                 results.reserveCapacity(submission.requests.count)
                 var need: Int64 = 0
                 let keys = submission.keys
-                for j in 0..<min(Self.prefetchDistance, keys.count) { prefetch(keys[j]) }
+                for j in 0..<min(ChainSequencer.prefetchDistance, keys.count) { prefetch(keys[j]) }
                 for (j, request) in submission.requests.enumerated() {
-                    if j + Self.prefetchDistance < keys.count { prefetch(keys[j + Self.prefetchDistance]) }
+                    if j + ChainSequencer.prefetchDistance < keys.count { prefetch(keys[j + ChainSequencer.prefetchDistance]) }
                     switch request {
                     case .failure(let e):
                         results.append(.failure(e))
@@ -209,8 +205,8 @@ final class AppendPipeline: @unchecked Sendable {
     }
 
     @inline(__always) private func prefetch(_ keys: RequestKeys) {
-        if keys.hasID { index.ids.prefetch(keys.id) }
-        index.streams.prefetch(keys.stream)
+        if keys.hasID { index.prefetch(id: keys.id) }
+        index.prefetch(stream: keys.stream)
     }
 
     /// Hands a non-empty batch to the writer (blocking while too many are in flight).
