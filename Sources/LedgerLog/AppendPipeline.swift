@@ -25,8 +25,9 @@ final class AppendPipeline: @unchecked Sendable {
         var requests: [Result<[PreparedEvent], LedgerError>]
         var completion: Completion
         /// The index keys of each request's first event, when the caller computed them (one per
-        /// request, or none): the sequencer prefetches the index slots of requests ahead.
-        var keys: [RequestKeys] = []
+        /// request — nil for one refused before sequencing — or none): the sequencer prefetches
+        /// the index slots of requests ahead.
+        var keys: [RequestKeys?] = []
     }
 
     struct Inbox {
@@ -107,7 +108,7 @@ final class AppendPipeline: @unchecked Sendable {
 
     /// Queues independent atomic requests; `completion` runs once all are decided and the accepted
     /// ones are durable (on the syncer thread: keep it short).
-    func submit(_ requests: [Result<[PreparedEvent], LedgerError>], keys: [RequestKeys] = [], completion: @escaping Completion) {
+    func submit(_ requests: [Result<[PreparedEvent], LedgerError>], keys: [RequestKeys?] = [], completion: @escaping Completion) {
         let refused: LedgerError? = inbox.update { box in
             if let failure = box.failure { return failure }
             if box.closed { return LedgerError(.closed, "the log is closed") }
@@ -204,8 +205,9 @@ final class AppendPipeline: @unchecked Sendable {
         }
     }
 
-    @inline(__always) private func prefetch(_ keys: RequestKeys) {
-        if keys.hasID { index.prefetch(id: keys.id) }
+    @inline(__always) private func prefetch(_ keys: RequestKeys?) {
+        guard let keys else { return }
+        if let id = keys.id { index.prefetch(id: id) }
         index.prefetch(stream: keys.stream)
     }
 

@@ -47,23 +47,12 @@ public struct IndexKey: Hashable, Comparable, Sendable {
 /// callers' threads) so that the sequencer can prefetch their index slots without touching the
 /// request itself.
 struct RequestKeys: Sendable {
-    var id: IndexKey
-    var hasID: Bool
+    var id: IndexKey?
     var stream: IndexKey
-
-    /// For a request refused before sequencing (nothing worth prefetching).
-    static let none = RequestKeys(id: IndexKey(hi: 0, lo: 0), hasID: false, stream: IndexKey(hi: 0, lo: 0))
-
-    init(id: IndexKey, hasID: Bool, stream: IndexKey) {
-        self.id = id
-        self.hasID = hasID
-        self.stream = stream
-    }
 
     init?(_ events: [PreparedEvent]) {
         guard let first = events.first else { return nil }
-        id = first.id.map { IndexKey(id: $0) } ?? IndexKey(hi: 0, lo: 0)
-        hasID = first.id != nil
+        id = first.id.map { IndexKey(id: $0) }
         stream = IndexKey(hi: first.streamKey.0, lo: first.streamKey.1)
     }
 }

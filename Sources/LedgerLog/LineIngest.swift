@@ -211,16 +211,15 @@ public final class LineIngest: @unchecked Sendable {
         // Blank lines are skipped: not requests, not counted.
         var prepared: [Result<[PreparedEvent], LedgerError>] = []
         var lines: [Int] = []
-        var keys: [RequestKeys] = []
+        var keys: [RequestKeys?] = []
         prepared.reserveCapacity(count)
         lines.reserveCapacity(count)
         keys.reserveCapacity(count)
-        let noKeys = RequestKeys.none
         slots.take { k, r in
             if case .success(let events) = r, events.isEmpty { return }
             prepared.append(r)
             lines.append(firstLine + k)
-            keys.append(slots.keys[k] ?? noKeys)
+            keys.append(slots.keys[k])
         }
         // Back-pressure: a few chunks in flight keep every stage busy without piling up memory.
         order.wait(until: { $0.inFlight < 4 }) { $0.inFlight += 1 }

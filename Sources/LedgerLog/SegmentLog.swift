@@ -142,7 +142,7 @@ public final class SegmentLog: Sendable {
 
     /// ``submit(_:completion:)`` with each request's index keys (``LineIngest`` computes them
     /// on its preparing threads).
-    func submit(_ prepared: [Result<[PreparedEvent], LedgerError>], keys: [RequestKeys], completion: @escaping @Sendable ([Result<[AppendResult], LedgerError>]) -> Void) {
+    func submit(_ prepared: [Result<[PreparedEvent], LedgerError>], keys: [RequestKeys?], completion: @escaping @Sendable ([Result<[AppendResult], LedgerError>]) -> Void) {
         pipeline.submit(prepared, keys: keys, completion: completion)
     }
 
